@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness import __version__
-from harness.errors import HarnessError, SetupError
+from harness.errors import HarnessError
 from harness.scratch import Scratch
 from harness.stack import LocalStack, StackOptions
 
@@ -42,6 +42,10 @@ def pytest_addoption(parser):
                     help="mixed with each test's id into its data seed, to vary the data (default: 0)")
     group.addoption("--keep-on-failure", action=argparse.BooleanOptionalAction, default=True,
                     help="copy a failed drill's scratch data dir and logs under reports/kept/ (default: on)")
+    group.addoption("--workdir", default=None,
+                    help="where the run directory (data dirs, Barman home, logs) is made (default: system temp dir)")
+    group.addoption("--reports-dir", default=str(REPORTS),
+                    help="where kept evidence of failed drills goes (default: reports/)")
     group.addoption("--keep", action="store_true", default=False,
                     help="keep everything: the run directory, every scratch instance, all logs")
 
@@ -87,13 +91,14 @@ def stack(request, record_testsuite_property):
         pg_bindir=config.getoption("pg_bindir"),
         server_user=config.getoption("server_user"),
         port=config.getoption("source_port"),
+        workdir=config.getoption("workdir"),
         keep=config.getoption("keep"),
         progress=_progress_printer(config),
     )
     running = LocalStack(options)
     try:
         running.start()
-    except SetupError as exc:
+    except HarnessError as exc:
         pytest.exit(f"The {config.getoption('stack')} stack could not be brought up, so no drill has a "
                     f"verdict.\n{exc.render()}", returncode=2)
     facts = {"harness_version": __version__, "stack": running.kind, **running.versions(),
@@ -149,7 +154,7 @@ def scratch(request, stack, record_property):
         return  # the whole run dir stays; its path is printed at the end
     if failed and config.getoption("keep_on_failure") and drill.servers:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        kept = drill.keep(REPORTS / "kept" / f"{drill.label}-{stamp}")
+        kept = drill.keep(Path(config.getoption("reports_dir")) / "kept" / f"{drill.label}-{stamp}")
         record_property("kept_evidence", str(kept))
         config._drill_kept.append(str(kept))
     drill.discard()

@@ -42,6 +42,18 @@ def chown_to(path: Path, run_as: RunAs, recursive: bool = False) -> None:
                 os.lchown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
 
 
+def unreachable_parent(path: Path, run_as: RunAs) -> Path | None:
+    """The first directory on ``path`` that ``run_as`` cannot traverse, if any (root's case only)."""
+    if run_as.user is None:
+        return None
+    uid = pwd.getpwnam(run_as.user).pw_uid
+    for directory in [*reversed(path.resolve().parents), path.resolve()]:
+        info = directory.stat()
+        if not (info.st_mode & 0o001 or (info.st_uid == uid and info.st_mode & 0o100)):
+            return directory
+    return None
+
+
 @dataclass
 class Credentials:
     """Random per-run passwords for the roles the stack uses, and the passfile that holds them."""

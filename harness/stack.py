@@ -18,7 +18,7 @@ from typing import Callable
 
 from psycopg import sql
 
-from .accounts import Credentials, chown_to, server_runner
+from .accounts import Credentials, chown_to, server_runner, unreachable_parent
 from .barman import Backup, Barman, render_config
 from .binaries import PgBin, find_barman, find_pg_bindir, require_rsync, tool_version
 from .errors import SetupError
@@ -106,6 +106,13 @@ class LocalStack:
 
     def _make_run_dir(self) -> None:
         base = self.options.workdir or tempfile.gettempdir()
+        if not Path(base).is_dir():
+            raise SetupError(f"The work directory {base} does not exist.", "Create it or choose another with --workdir.")
+        blocked = unreachable_parent(Path(base), self.run_as)
+        if blocked:
+            raise SetupError(
+                f"The server user '{self.run_as.user}' cannot reach the work directory {base}: {blocked} is "
+                "closed to other users.", "Choose a work directory under /tmp or /var/tmp (--workdir).")
         self.run_dir = Path(tempfile.mkdtemp(prefix="pgbv-", dir=base))
         # The server user must reach its data dirs below this one.
         os.chmod(self.run_dir, 0o711)
