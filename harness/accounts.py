@@ -67,6 +67,7 @@ class Credentials:
         # Any port: scratch instances restored from a backup keep the source's roles.
         lines = [f"127.0.0.1:*:*:{role}:{pw}" for role, pw in creds.passwords.items()]
         fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # also when the file existed with looser permissions
         with os.fdopen(fd, "w") as handle:
             handle.write("\n".join(lines) + "\n")
         return creds

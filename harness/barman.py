@@ -157,6 +157,15 @@ class Barman:
         return wait_until(archived, what=f"WAL segment {segment} to be archived by Barman", timeout=timeout,
                           interval=0.2, evidence=self.evidence)
 
+    def backup_info_path(self, backup_id: str) -> Path:
+        """Barman 3.13.2+ keeps it as meta/<id>-backup.info; older ones as base/<id>/backup.info."""
+        current = self.home / self.server / "meta" / f"{backup_id}-backup.info"
+        legacy = self.backup_dir(backup_id) / "backup.info"
+        return legacy if legacy.exists() and not current.exists() else current
+
+    def backup_dir(self, backup_id: str) -> Path:
+        return self.home / self.server / "base" / backup_id
+
     def is_archived(self, segment: str) -> bool:
         return (self.home / self.server / "wals" / segment[:16] / segment).exists()
 
@@ -257,8 +266,9 @@ class Barman:
 
     def recover(self, backup_id: str, destination: Path, target: RecoveryTarget,
                 timeout: float = 600) -> subprocess.CompletedProcess:
-        argv = ["recover", *target.barman_args(), "--target-action", "promote", self.server, backup_id,
-                destination]
+        # Promote at a point-in-time target (Barman accepts a target action only with a target).
+        action = ["--target-action", "promote"] if target.is_pitr else []
+        argv = ["recover", *target.barman_args(), *action, self.server, backup_id, destination]
         done = self.command(*argv, timeout=timeout, check=False)
         if done.returncode != 0:
             refused = [line for line in done.stdout.splitlines() if "ERROR" in line or "before the backup" in line]

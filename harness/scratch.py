@@ -24,9 +24,9 @@ class Scratch:
         """Restore ``backup`` to ``target``; returns once the server reached exactly that target."""
         server = self.stack.new_scratch(self.label)
         self.servers.append(server)
-        restore = self.stack.recover_into(server, backup, target, timeout=timeout)
-        self.restores.append(restore)
-        return restore
+        restore = Restore(server, backup, target)
+        self.restores.append(restore)  # kept even if recovery fails: its checks are evidence
+        return self.stack.recover_into(restore, timeout=timeout)
 
     def evidence(self) -> list[tuple[str, str]]:
         """(name, value) pairs for the report: one set per restore, numbered when there are several."""

@@ -32,24 +32,26 @@ class Source:
         time: ``commit``'s own commit timestamp (so inclusive/exclusive decide whether it is in);
         xid: ``commit``'s xid; lsn: the WAL insert position now; name: a new restore point now.
         """
-        if kind == "immediate":
-            return RecoveryTarget("immediate")
+        if kind in ("immediate", "latest"):
+            return RecoveryTarget(kind)
         if kind in ("time", "xid") and commit is None:
             raise ValueError(f"a {kind} target is taken on a commit: pass the Commit the workload returned")
-        if kind == "xid":
-            return RecoveryTarget("xid", commit.xid, inclusive)
         with self.connect() as conn:
+            if kind == "name":
+                name = f"drill-{uuid.uuid4().hex[:12]}"
+                conn.execute(CAPTURE_SQL["name"], (name,))
+            at_lsn = conn.execute(CAPTURE_SQL["lsn"]).fetchone()[0]
+            if kind == "xid":
+                return RecoveryTarget("xid", commit.xid, inclusive, at_lsn=at_lsn)
             if kind == "time":
                 value = conn.execute(CAPTURE_SQL["time"], (commit.xid,)).fetchone()[0]
                 if value is None:
                     raise RuntimeError(f"no commit timestamp for xid {commit.xid} (track_commit_timestamp off?)")
-                return RecoveryTarget("time", value, inclusive, commit_xid=commit.xid)
+                return RecoveryTarget("time", value, inclusive, commit_xid=commit.xid, at_lsn=at_lsn)
             if kind == "lsn":
-                return RecoveryTarget("lsn", conn.execute(CAPTURE_SQL["lsn"]).fetchone()[0], inclusive)
+                return RecoveryTarget("lsn", at_lsn, inclusive, at_lsn=at_lsn)
             if kind == "name":
-                name = f"drill-{uuid.uuid4().hex[:12]}"
-                conn.execute(CAPTURE_SQL["name"], (name,))
-                return RecoveryTarget("name", name)
+                return RecoveryTarget("name", name, at_lsn=at_lsn)
         raise ValueError(f"unknown recovery target kind {kind!r}")
 
     def emit_wal(self) -> None:

@@ -19,14 +19,13 @@ from typing import Callable
 from psycopg import sql
 
 from .accounts import Credentials, chown_to, server_runner, unreachable_parent
-from .barman import Backup, Barman, render_config
+from .barman import Barman, render_config
 from .binaries import PgBin, find_barman, find_pg_bindir, require_rsync, tool_version
 from .errors import SetupError
 from .ports import free_port, require_free
 from .recovery import Restore, recover
 from .server import PostgresServer
 from .source import Source
-from .targets import RecoveryTarget
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVER_NAME = "source"
@@ -163,10 +162,10 @@ class LocalStack:
         self.scratch_servers.append(server)
         return server
 
-    def recover_into(self, scratch: PostgresServer, backup: Backup, target: RecoveryTarget,
-                     timeout: float = 300) -> Restore:
-        return recover(self.barman, backup, target, scratch,
-                       chown=lambda path: chown_to(path, self.run_as, recursive=True), timeout=timeout)
+    def recover_into(self, restore: Restore, timeout: float = 300) -> Restore:
+        """Run ``restore`` (backup, target, scratch server) with all its checks."""
+        return recover(self.barman, restore, chown=lambda path: chown_to(path, self.run_as, recursive=True),
+                       timeout=timeout)
 
     def log_files(self) -> list[Path]:
         """Logs worth keeping as evidence: the source's, Barman's and the WAL receiver's."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KINDS = ("immediate", "time", "xid", "lsn", "name")
+KINDS = ("immediate", "time", "xid", "lsn", "name", "latest")
 
 
 @dataclass(frozen=True)
@@ -20,17 +20,25 @@ class RecoveryTarget:
     value: str = ""
     inclusive: bool = True
     commit_xid: str = ""  # the transaction a time target sits on, when known: its stop line names it
+    at_lsn: str = ""      # the source's WAL insert position when the target was taken: WAL needed up to here
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown recovery target kind {self.kind!r}; expected one of {', '.join(KINDS)}")
-        if self.kind != "immediate" and not self.value:
+        if self.kind not in ("immediate", "latest") and not self.value:
             raise ValueError(f"a {self.kind} target needs a value")
-        if self.kind == "time" and not re.search(r"([+-]\d\d(:?\d\d)?|Z)$", self.value):
+        if self.kind == "time" and not re.search(r"\d\d:\d\d(:\d\d(\.\d+)?)?\s*([+-]\d\d(:?\d\d)?|Z)$", self.value):
             # A bare time is read in the Barman host's zone: a silent shift of hours.
             raise ValueError(f"time target {self.value!r} has no explicit UTC offset")
 
+    @property
+    def is_pitr(self) -> bool:
+        """A point-in-time target (the server promotes there), as opposed to the end of archived WAL."""
+        return self.kind != "latest"
+
     def barman_args(self) -> list[str]:
+        if self.kind == "latest":
+            return []
         if self.kind == "immediate":
             return ["--target-immediate"]
         args = [f"--target-{self.kind}", self.value]
@@ -41,11 +49,15 @@ class RecoveryTarget:
     def describe(self) -> str:
         if self.kind == "immediate":
             return "immediate (end of backup)"
+        if self.kind == "latest":
+            return "latest (end of archived WAL)"
         edge = "" if self.kind == "name" else (" inclusive" if self.inclusive else " exclusive")
         return f"{self.kind} {self.value}{edge}"
 
     def stop_pattern(self) -> str:
         """The server log line that says recovery stopped exactly at this target."""
+        if self.kind == "latest":
+            return r"redo done at [0-9A-F]+/[0-9A-F]+"
         side = "after" if self.inclusive else "before"
         if self.kind == "immediate":
             return r"recovery stopping after reaching consistency"
