@@ -9,6 +9,7 @@ any changed value in any row changes it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 from psycopg import sql
 
@@ -44,4 +45,18 @@ def combine(rows: int, high_sum: int, low_sum: int, table: str) -> Fingerprint:
 def fingerprint(conn, table: str = "books") -> Fingerprint:
     """Fingerprint ``table`` over an open connection (one whose session settings are pinned)."""
     rows, high, low = conn.execute(fingerprint_query(table)).fetchone()
+    return combine(rows, high, low, table)
+
+
+def md5_halves(row_md5: str) -> tuple[int, int]:
+    """The two 64-bit halves of a row's md5, as the server's sum adds them (equal modulo 2**64)."""
+    return int(row_md5[:16], 16), int(row_md5[16:32], 16)
+
+
+def fingerprint_of_hashes(row_md5s: Iterable[str], table: str = "books") -> Fingerprint:
+    """The fingerprint the server computes for a table whose rows hash to ``row_md5s``."""
+    rows = high = low = 0
+    for row_md5 in row_md5s:
+        first, second = md5_halves(row_md5)
+        rows, high, low = rows + 1, high + first, low + second
     return combine(rows, high, low, table)

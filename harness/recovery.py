@@ -13,18 +13,20 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import psycopg
 
 from . import checks, logfiles
 from .barman import Backup, Barman
 from .checks import CheckLog
-from .errors import RecoveryFailed, VerificationFailed
+from .errors import RecoveryFailed, TargetRefused, VerificationFailed
 from .fingerprint import Fingerprint, fingerprint
+from .rowdiff import diff_table
 from .server import PostgresServer, ServerStartFailed
 from .targets import RecoveryTarget
 from .waiting import wait_until
-from .wal import segment_number, segment_of
+from .wal import segment_name, segment_number, segment_of
 
 EARLY_END = re.compile(r"recovery ended before configured recovery target was reached")
 STOP_LINE = re.compile(r"recovery stopping .*")
@@ -61,9 +63,10 @@ class Restore:
         with self.server.conn.connect("books_db") as conn:
             return fingerprint(conn, table)
 
-    def assert_matches(self, expected: Fingerprint) -> None:
+    def assert_matches(self, expected: Fingerprint, rows: Mapping[int, str] | None = None) -> None:
         """amcheck must find the restored table sound, and it must equal, row count and checksum,
-        what the source held at the target."""
+        what the source held at the target. With the expected ``rows`` (id -> md5 of the row's
+        text), a mismatch also names the first missing, extra and changed ids."""
         checks.amcheck(self.server, expected.table, self.checks)
         self.expected = expected
         self.actual = self.fingerprint(expected.table)
@@ -75,8 +78,14 @@ class Restore:
                 f"source held there ({same_count}): {expected.table} expected {expected}, restored {self.actual}.",
                 "The backup or its WAL lost or changed data, or the expectation was not taken at the target; "
                 "the kept scratch data dir and logs show what recovery did.",
-                f"  recovery stop: {self.stop_line}"))
+                f"  recovery stop: {self.stop_line}" + self._row_diff(expected.table, rows)))
         self.checks.passed("fingerprint", str(self.actual))
+
+    def _row_diff(self, table: str, rows: Mapping[int, str] | None) -> str:
+        if rows is None:
+            return ""
+        with self.server.conn.connect("books_db") as conn:
+            return f"\n  {diff_table(conn, rows, table).render()}"
 
     def evidence(self) -> dict:
         facts = {
@@ -104,15 +113,19 @@ def recover(barman: Barman, restore: Restore, chown, timeout: float = 300) -> Re
     checks.wal_continuity(barman, backup, _last_needed_segment(target, backup, archived), log)
 
     t0 = time.monotonic()
-    barman.recover(backup.backup_id, scratch.data_dir, target, timeout=timeout)
+    try:
+        barman.recover(backup.backup_id, scratch.data_dir, target, timeout=timeout)
+    except TargetRefused as exc:
+        raise log.failed("target_accepted", exc) from None
+    log.passed("target_accepted", target.describe())
     chown(scratch.data_dir)
     t1 = time.monotonic()
     restore.recover_seconds = t1 - t0
     try:
         scratch.start(SCRATCH_SETTINGS, timeout=timeout)
     except ServerStartFailed as exc:
-        raise log.failed("target_reached", _recovery_failed(scratch, target, "the scratch server did not come up",
-                                                            exc.details)) from None
+        reason = _early_end(scratch) or "the scratch server did not come up"
+        raise log.failed("target_reached", _recovery_failed(scratch, target, reason, exc.details)) from None
     t2 = time.monotonic()
     restore.start_seconds = t2 - t1
     try:
@@ -148,10 +161,10 @@ def wait_until_target_reached(server: PostgresServer, target: RecoveryTarget, ti
     expected = re.compile(target.stop_pattern())
 
     def reached():
+        early = _early_end(server)
+        if early:
+            raise _recovery_failed(server, target, early)
         log = "\n".join(logfiles.tail(server.log_path, 400))
-        if EARLY_END.search(log):
-            raise _recovery_failed(server, target, "WAL ran out before the target: "
-                                   "recovery ended before the configured target was reached")
         if not server.is_running():
             raise _recovery_failed(server, target, "the scratch server exited during recovery")
         stops = STOP_LINE.findall(log) if target.is_pitr else REDO_DONE.findall(log)
@@ -170,16 +183,24 @@ def wait_until_target_reached(server: PostgresServer, target: RecoveryTarget, ti
                       evidence=lambda: server.log_excerpt(40, RELEVANT))
 
 
+def _early_end(server: PostgresServer) -> str:
+    if any(EARLY_END.search(line) for line in logfiles.tail(server.log_path, 400)):
+        return "WAL ran out before the target: recovery ended before the configured target was reached"
+    return ""
+
+
 def _check_replayed_to_archive_end(restore: Restore, newest_segment: str) -> None:
     # Over a WAL gap, recovery to "latest" ends quietly at the gap: compare where redo ended
     # with the newest segment the archive holds.
     redo_end = restore.stop_line.rsplit(" ", 1)[-1]
     redo_segment = segment_of(redo_end, restore.backup.timeline)
     if segment_number(redo_segment) < segment_number(newest_segment):
+        unreplayed = segment_name(restore.backup.timeline, segment_number(redo_segment) + 1)
         raise restore.checks.failed("target_reached", _recovery_failed(
             restore.server, restore.target,
-            f"redo stopped early at {redo_end} (segment {redo_segment}) while the archive holds WAL through "
-            f"{newest_segment}: the WAL after {redo_segment} was not replayed, a gap or damaged segment follows it"))
+            f"redo stopped early at {redo_end} in segment {redo_segment} while the archive holds WAL through "
+            f"{newest_segment}: segment {unreplayed} could not be replayed (missing or damaged), so every "
+            f"change after {redo_end} is absent from the restore"))
 
 
 def _recovery_failed(server: PostgresServer, target: RecoveryTarget, reason: str, details: str = "") -> RecoveryFailed:

@@ -53,3 +53,12 @@ class Scratch:
         for server in self.servers:
             self.stack.discard_scratch(server)
         self.servers.clear()
+
+    def start_over(self) -> None:
+        """Discard every scratch instance and forget earlier restores.
+
+        A property drill runs many examples in one test: only the latest example's restores are
+        evidence (after a failure, hypothesis replays the minimal failing example last).
+        """
+        self.discard()
+        self.restores.clear()
