@@ -9,21 +9,38 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import random
+import re
 import signal
+import socket
 import sys
 import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, is_hypothesis_test
+from hypothesis import settings as hypothesis_settings
 
 from harness import __version__
 from harness.errors import HarnessError
+from harness.redact import redact_tree
+from harness.evidence import DrillResult, RunEvidence, utc_stamp, write_html, write_json
+from harness.progress import Progress
 from harness.scratch import Scratch
 from harness.stack import LocalStack, StackOptions
 
 ROOT = Path(__file__).resolve().parent
 REPORTS = ROOT / "reports"
 STACKS = ("local",)
+
+# Hypothesis profiles. A property drill recovers a backup per drawn target (seconds each): "ci" runs
+# few examples, the same ones every time; "nightly" explores. Chosen with --hypothesis-profile, else
+# DRILL_HYPOTHESIS_PROFILE, else "ci". A profile applies to every hypothesis test of the run: the pure
+# property tests under tests/ set their own max_examples.
+_SLOW_EXAMPLES = dict(deadline=None, database=None, print_blob=True,
+                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+hypothesis_settings.register_profile("ci", max_examples=3, derandomize=True, **_SLOW_EXAMPLES)
+hypothesis_settings.register_profile("nightly", max_examples=50, **_SLOW_EXAMPLES)
 
 
 def pytest_addoption(parser):
@@ -50,8 +67,17 @@ def pytest_addoption(parser):
                     help="keep everything: the run directory, every scratch instance, all logs")
 
 
+@pytest.hookimpl(tryfirst=True)  # before hypothesis' plugin reads the profile and seed options
 def pytest_configure(config):
-    config._drill_kept = []
+    config._drill_reporter = DrillEvidenceReporter(config)
+    config.pluginmanager.register(config._drill_reporter, "drill-evidence")
+    config._drill_hypothesis_reports = []
+    if not config.getoption("hypothesis_profile", None):
+        config.option.hypothesis_profile = os.environ.get("DRILL_HYPOTHESIS_PROFILE") or "ci"
+    profile = hypothesis_settings.get_profile(config.option.hypothesis_profile)
+    if not profile.derandomize and config.getoption("hypothesis_seed", None) is None:
+        # A seed of our own, so a failure can be rerun: hypothesis only reports its own in rare cases.
+        config.option.hypothesis_seed = str(random.getrandbits(32))
     # CI ends a job with SIGTERM: turn it into Ctrl-C so fixtures tear the stack down.
     if hasattr(signal, "SIGTERM"):
         try:
@@ -75,10 +101,36 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"_drill_{report.when}", report)
-    # A harness error explains itself in a paragraph: show that, not a traceback wall.
+    # A harness error explains itself in a paragraph: show that, not a traceback wall (but keep
+    # the notes hypothesis attaches to it: the falsifying example).
     if call.excinfo is not None and isinstance(call.excinfo.value, HarnessError) and report.failed:
         where = item.location
-        report.longrepr = f"{where[0]}:{(where[1] or 0) + 1}: {item.name}\n{call.excinfo.value.render()}"
+        notes = "".join(f"\n{note}" for note in getattr(call.excinfo.value, "__notes__", ()))
+        report.longrepr = f"{where[0]}:{(where[1] or 0) + 1}: {item.name}\n{call.excinfo.value.render()}{notes}"
+    if report.when == "call" and report.failed and is_hypothesis_test(getattr(item, "obj", None)):
+        _store_falsifying_example(item, report)
+
+
+def _hypothesis_rerun(config) -> str:
+    profile = config.getoption("hypothesis_profile")
+    seed = config.getoption("hypothesis_seed")
+    if seed is None:
+        return f"--hypothesis-profile={profile} (derandomized: the same examples every run)"
+    return f"--hypothesis-profile={profile} --hypothesis-seed={seed}"
+
+
+def _store_falsifying_example(item, report) -> None:
+    """Print how to rerun a failed hypothesis test and store that with its falsifying example."""
+    config = item.config
+    rerun = f"pytest '{item.nodeid}' {_hypothesis_rerun(config)}"
+    report.sections.append(("hypothesis", f"rerun: {rerun}"))
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", item.name).strip("-")[:60]
+    path = Path(config.getoption("reports_dir")) / f"hypothesis-{name}-{stamp}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"test: {item.nodeid}\nrerun: {rerun}\n\n{report.longreprtext}\n")
+    report.user_properties.append(("hypothesis_report", str(path)))
+    config._drill_hypothesis_reports.append(str(path))
 
 
 # -- fixtures -------------------------------------------------------------------------------------
@@ -93,7 +145,7 @@ def stack(request, record_testsuite_property):
         port=config.getoption("source_port"),
         workdir=config.getoption("workdir"),
         keep=config.getoption("keep"),
-        progress=_progress_printer(config),
+        progress=Progress.for_terminal(),
     )
     running = LocalStack(options)
     try:
@@ -101,15 +153,18 @@ def stack(request, record_testsuite_property):
     except HarnessError as exc:
         pytest.exit(f"The {config.getoption('stack')} stack could not be brought up, so no drill has a "
                     f"verdict.\n{exc.render()}", returncode=2)
-    facts = {"harness_version": __version__, "stack": running.kind, **running.versions(),
-             "run_started_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    for name, value in facts.items():
+    evidence = config._drill_reporter.evidence
+    evidence.facts.update({"harness_version": __version__, "stack": running.kind, **running.versions(),
+                           "host": socket.gethostname(), "run_started_utc": _utc_now()})
+    for name, value in evidence.facts.items():
         record_testsuite_property(name, value)
-    config._drill_run_facts = facts
+    config._drill_reporter.secrets = running.credentials.secrets()
     yield running
     running.close()
+    evidence.facts["run_ended_utc"] = _utc_now()
+    record_testsuite_property("run_ended_utc", evidence.facts["run_ended_utc"])
     if options.keep and running.run_dir:
-        config._drill_kept.append(str(running.run_dir))
+        evidence.kept.append(str(running.run_dir))
 
 
 @pytest.fixture(scope="session")
@@ -155,29 +210,69 @@ def scratch(request, stack, record_property):
     if failed and config.getoption("keep_on_failure") and drill.servers:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         kept = drill.keep(Path(config.getoption("reports_dir")) / "kept" / f"{drill.label}-{stamp}")
+        redact_tree(kept, stack.credentials.secrets())
         record_property("kept_evidence", str(kept))
-        config._drill_kept.append(str(kept))
+        config._drill_reporter.evidence.kept.append(str(kept))
     drill.discard()
 
 
 # -- reporting -------------------------------------------------------------------------------------
 
-def _progress_printer(config):
-    # Progress for people at a terminal; CI logs stay quiet.
-    if not sys.stderr.isatty() or os.environ.get("CI"):
-        return lambda message: None
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-
-    def show(message: str) -> None:
-        if reporter:
-            reporter.write_line(f"[stack] {message}")
-    return show
+def _utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    facts = getattr(config, "_drill_run_facts", None)
-    if facts:
-        terminalreporter.write_line(
-            "drill stack: " + ", ".join(f"{key} {value}" for key, value in facts.items()))
-    for path in getattr(config, "_drill_kept", []):
-        terminalreporter.write_line(f"kept for inspection: {path}")
+class DrillEvidenceReporter:
+    """Folds each drill's reports into a DrillResult; writes the JSON and HTML evidence at the end."""
+
+    def __init__(self, config):
+        self.config = config
+        self.evidence = RunEvidence()
+        self.secrets: list[str] = []
+        self.written: list[Path] = []
+        self._phases: dict = {}
+
+    def pytest_runtest_logreport(self, report):
+        if "drill" not in report.keywords:
+            return
+        state = self._phases.setdefault(report.nodeid, {"outcome": "passed", "seconds": 0.0, "reason": ""})
+        state["seconds"] += report.duration
+        if report.failed and state["outcome"] == "passed":
+            state["outcome"] = "failed" if report.when == "call" else "error"
+            state["reason"] = _reason(report)
+        elif report.skipped and state["outcome"] == "passed":
+            state["outcome"] = "skipped"
+            state["reason"] = _reason(report)
+        if report.when == "teardown":
+            self.evidence.drills.append(DrillResult(
+                report.nodeid, state["outcome"], round(state["seconds"], 3), state["reason"],
+                {name: str(value) for name, value in report.user_properties}))
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        if not self.evidence.drills:
+            return
+        self.evidence.facts.setdefault("run_ended_utc", _utc_now())
+        reports = Path(self.config.getoption("reports_dir"))
+        stamp = utc_stamp()
+        self.written = [write_json(self.evidence, reports / f"drill-{stamp}.json", self.secrets),
+                        write_html(self.evidence, reports / f"drill-{stamp}.html", self.secrets)]
+
+    def pytest_terminal_summary(self, terminalreporter):
+        for path in self.evidence.kept:
+            terminalreporter.write_line(f"kept for inspection: {path}")
+        for path in self.written:
+            terminalreporter.write_line(f"drill evidence: {path}")
+        if self.evidence.drills:
+            facts = self.evidence.facts
+            terminalreporter.write_line(
+                f"drill summary: {self.evidence.summary_line()} (PostgreSQL {facts.get('postgresql')}, "
+                f"Barman {facts.get('barman')}, stack {facts.get('stack')})")
+
+
+def _reason(report) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    text = getattr(report, "longreprtext", "") or str(report.longrepr or "")
+    lines = [line for line in text.splitlines() if line.strip()]
+    errors = [line[2:].strip() for line in lines if line.startswith("E ")]
+    return "\n".join((errors or lines[:4])[:6])

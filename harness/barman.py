@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from . import logfiles
 from .commands import run, start_background, stop_process_group
 from .errors import CommandFailed, HarnessError, SetupError, TargetRefused
+from .progress import QUIET, Progress
 from .targets import RecoveryTarget
 from .waiting import wait_until
 from .wal import SEGMENT_RE, lsn_to_int, missing_segments
@@ -90,13 +91,16 @@ def parse_check_json(data: dict, server: str) -> CheckResult:
 class Barman:
     """One Barman server section, driven by ``barman -c CONFIG``."""
 
-    def __init__(self, executable: str, config_path: Path, server: str, home: Path, source: "Source"):
+    def __init__(self, executable: str, config_path: Path, server: str, home: Path, source: "Source",
+                 progress: Progress = QUIET):
         self.executable = executable
         self.config_path = Path(config_path)
         self.server = server
         self.home = Path(home)
         self.source = source
+        self.progress = progress
         self.receiver: subprocess.Popen | None = None
+        self.newest_archived_commit = ""  # commit time of the newest commit known to be archived
         self.receiver_log = self.home / "receive-wal.log"
 
     @property
@@ -147,6 +151,7 @@ class Barman:
         the end of WAL would include it: a drill proves the cut by finding it absent.
         """
         segment = self.source.current_wal_segment()
+        newest_commit = self.source.last_commit_time()
 
         def archived():
             if self.is_archived(segment):
@@ -154,8 +159,10 @@ class Barman:
             self._with_wal_ticks(["switch-wal", "--force", "--archive", "--archive-timeout",
                                   str(int(timeout)), self.server], timeout, "switch-wal --archive")
             return segment if self.is_archived(segment) else None
-        return wait_until(archived, what=f"WAL segment {segment} to be archived by Barman", timeout=timeout,
-                          interval=0.2, evidence=self.evidence)
+        archived_segment = wait_until(archived, what=f"WAL segment {segment} to be archived by Barman",
+                                      timeout=timeout, interval=0.2, evidence=self.evidence)
+        self.newest_archived_commit = newest_commit
+        return archived_segment
 
     def backup_info_path(self, backup_id: str) -> Path:
         """Barman 3.13.2+ keeps it as meta/<id>-backup.info; older ones as base/<id>/backup.info."""
@@ -228,8 +235,9 @@ class Barman:
                              exc.details) from None
 
     def backup(self, timeout: float = 600) -> Backup:
-        done = self._with_wal_ticks(["backup", "--wait", "--wait-timeout", str(int(timeout)), self.server],
-                                    timeout, "backup")
+        with self.progress.step(f"barman backup {self.server}"):
+            done = self._with_wal_ticks(["backup", "--wait", "--wait-timeout", str(int(timeout)), self.server],
+                                        timeout, "backup")
         backup_id = _backup_id_from_output(done.stdout)
         return self.show_backup(backup_id)
 

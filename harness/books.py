@@ -64,15 +64,17 @@ class Books:
 
     COPY_SQL = f"COPY books ({', '.join(COLUMNS)}) FROM STDIN"
 
-    def __init__(self, connect: Callable, seed: int):
+    def __init__(self, connect: Callable, seed: int, progress: Callable[[int, int], None] | None = None):
         self._connect = connect  # returns a new psycopg connection to books_db
         self.seed = seed
+        self.progress = progress
         self.factory = BookFactory(seed)
 
     def insert(self, count: int, batch_size: int | None = None,
                progress: Callable[[int, int], None] | None = None) -> Commit:
         """Insert ``count`` rows with COPY, one transaction per batch (one in all by default)."""
         batch_size = batch_size or count or 1
+        progress = progress or self.progress
         done = 0
         last = Commit("", "insert", 0)
         with self._connect() as conn:
@@ -83,11 +85,11 @@ class Books:
                         chunk = 5000
                         for start in range(0, size, chunk):
                             copy.write(self.factory.copy_text(min(chunk, size - start)))
+                            if progress:
+                                progress(done + min(start + chunk, size), count)
                     xid = _current_xid(conn)
                 done += size
                 last = Commit(xid, "insert", size)
-                if progress:
-                    progress(done, count)
         return Commit(last.xid, "insert", count)
 
     def update(self, count: int) -> Commit:

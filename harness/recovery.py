@@ -10,6 +10,7 @@ Recovery that ends before the target, or a server that dies, fails at once with 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 from dataclasses import dataclass, field
@@ -53,6 +54,18 @@ class Restore:
     reach_seconds: float = 0.0
     expected: Fingerprint | None = None
     actual: Fingerprint | None = None
+    newest_archived_commit: str = ""
+
+    @property
+    def rpo_seconds(self) -> float | None:
+        """Data-loss window at the target: from the target to the newest archived commit."""
+        target_time = self.target.at_time or (self.backup.end_time if self.target.kind == "immediate" else "")
+        if self.target.kind == "latest":
+            return 0.0
+        if not (target_time and self.newest_archived_commit):
+            return None
+        delta = _utc(self.newest_archived_commit) - _utc(target_time)
+        return max(delta.total_seconds(), 0.0)
 
     @property
     def recovery_seconds(self) -> float:
@@ -97,6 +110,7 @@ class Restore:
             "recovery_stop": self.stop_line,
             "timeline": str(self.timeline or ""),
             "recovery_seconds": f"{self.recovery_seconds:.3f}",
+            "rpo_seconds": "" if self.rpo_seconds is None else f"{self.rpo_seconds:.3f}",
             "expected_fingerprint": str(self.expected) if self.expected else "",
             "actual_fingerprint": str(self.actual) if self.actual else "",
         }
@@ -107,6 +121,7 @@ class Restore:
 def recover(barman: Barman, restore: Restore, chown, timeout: float = 300) -> Restore:
     """Pre-flight checks, `barman recover`, start, then wait until the target is provably reached."""
     backup, target, scratch, log = restore.backup, restore.target, restore.server, restore.checks
+    restore.newest_archived_commit = barman.newest_archived_commit
     checks.backup_metadata(barman, backup, log)
     checks.verify_backup(barman, backup, log)
     archived = barman.archived_wal_segments(backup.backup_id)
@@ -181,6 +196,10 @@ def wait_until_target_reached(server: PostgresServer, target: RecoveryTarget, ti
     return wait_until(reached, what=f"recovery to reach {target.describe()} and leave recovery",
                       timeout=timeout, interval=0.1, tolerate=(psycopg.OperationalError,),
                       evidence=lambda: server.log_excerpt(40, RELEVANT))
+
+
+def _utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace(" ", "T", 1))
 
 
 def _early_end(server: PostgresServer) -> str:

@@ -6,6 +6,7 @@ import uuid
 
 from .books import Books, Commit
 from .fingerprint import Fingerprint, fingerprint
+from .progress import QUIET, Progress
 from .server import PostgresServer
 from .targets import CAPTURE_SQL, RecoveryTarget
 
@@ -13,14 +14,15 @@ from .targets import CAPTURE_SQL, RecoveryTarget
 class Source:
     """The PostgreSQL server Barman backs up."""
 
-    def __init__(self, server: PostgresServer):
+    def __init__(self, server: PostgresServer, progress: Progress = QUIET):
         self.server = server
+        self.progress = progress
 
     def connect(self, dbname: str = "books_db"):
         return self.server.conn.connect(dbname)
 
     def books(self, seed: int) -> Books:
-        return Books(self.connect, seed)
+        return Books(self.connect, seed, progress=self.progress.rows)
 
     def fingerprint(self, table: str = "books") -> Fingerprint:
         with self.connect() as conn:
@@ -41,23 +43,29 @@ class Source:
                 name = f"drill-{uuid.uuid4().hex[:12]}"
                 conn.execute(CAPTURE_SQL["name"], (name,))
             at_lsn = conn.execute(CAPTURE_SQL["lsn"]).fetchone()[0]
+            at_time = conn.execute(CAPTURE_SQL["last_commit"]).fetchone()[0] or ""
             if kind == "xid":
-                return RecoveryTarget("xid", commit.xid, inclusive, at_lsn=at_lsn)
+                return RecoveryTarget("xid", commit.xid, inclusive, at_lsn=at_lsn, at_time=at_time)
             if kind == "time":
                 value = conn.execute(CAPTURE_SQL["time"], (commit.xid,)).fetchone()[0]
                 if value is None:
                     raise RuntimeError(f"no commit timestamp for xid {commit.xid} (track_commit_timestamp off?)")
-                return RecoveryTarget("time", value, inclusive, commit_xid=commit.xid, at_lsn=at_lsn)
+                return RecoveryTarget("time", value, inclusive, commit_xid=commit.xid, at_lsn=at_lsn, at_time=value)
             if kind == "lsn":
-                return RecoveryTarget("lsn", at_lsn, inclusive, at_lsn=at_lsn)
+                return RecoveryTarget("lsn", at_lsn, inclusive, at_lsn=at_lsn, at_time=at_time)
             if kind == "name":
-                return RecoveryTarget("name", name, at_lsn=at_lsn)
+                return RecoveryTarget("name", name, at_lsn=at_lsn, at_time=at_time)
         raise ValueError(f"unknown recovery target kind {kind!r}")
 
     def emit_wal(self) -> None:
         """A tiny WAL record, so the WAL receiver closes a switched segment without idling."""
         with self.connect("postgres") as conn:
             conn.execute("SELECT pg_logical_emit_message(false, 'drill', 'tick')")
+
+    def last_commit_time(self) -> str:
+        """Commit time (UTC, explicit offset) of the newest committed transaction."""
+        with self.connect("postgres") as conn:
+            return conn.execute(CAPTURE_SQL["last_commit"]).fetchone()[0] or ""
 
     def current_wal_segment(self) -> str:
         with self.connect("postgres") as conn:

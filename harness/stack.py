@@ -12,9 +12,8 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from psycopg import sql
 
@@ -23,6 +22,7 @@ from .barman import Barman, render_config
 from .binaries import PgBin, find_barman, find_pg_bindir, require_rsync, tool_version
 from .errors import SetupError
 from .ports import free_port, require_free
+from .progress import QUIET, Progress
 from .recovery import Restore, recover
 from .server import PostgresServer
 from .source import Source
@@ -38,7 +38,7 @@ class StackOptions:
     port: int | None = None          # source port; a free one when None
     workdir: str | None = None       # where the run directory goes (the system temp dir by default)
     keep: bool = False               # keep the run directory after close()
-    progress: Callable[[str], None] = field(default=lambda message: None)
+    progress: Progress = QUIET       # progress lines for long steps (a terminal's, or none)
 
 
 SOURCE_SETTINGS = {
@@ -72,7 +72,7 @@ class LocalStack:
     # -- bring up -----------------------------------------------------------------------------
 
     def start(self) -> "LocalStack":
-        say = self.options.progress
+        say = self.options.progress.say
         self.pg = find_pg_bindir(self.options.pg_bindir)
         barman_exe = find_barman()
         require_rsync()
@@ -88,7 +88,7 @@ class LocalStack:
             server.configure(SOURCE_SETTINGS)
             server.write_hba()
             server.start()
-            self.source = Source(server)
+            self.source = Source(server, self.options.progress)
             self._create_roles_and_schema()
             say("configure Barman, create the slot, start receive-wal")
             self.barman = self._configure_barman(barman_exe)
@@ -149,7 +149,7 @@ class LocalStack:
             bindir=self.pg.bindir)
         config_path = self.run_dir / "barman.conf"
         config_path.write_text(config)
-        return Barman(executable, config_path, SERVER_NAME, home, self.source)
+        return Barman(executable, config_path, SERVER_NAME, home, self.source, self.options.progress)
 
     # -- drills -------------------------------------------------------------------------------
 
@@ -164,8 +164,9 @@ class LocalStack:
 
     def recover_into(self, restore: Restore, timeout: float = 300) -> Restore:
         """Run ``restore`` (backup, target, scratch server) with all its checks."""
-        return recover(self.barman, restore, chown=lambda path: chown_to(path, self.run_as, recursive=True),
-                       timeout=timeout)
+        with self.options.progress.step(f"recover backup {restore.backup.backup_id} to {restore.target.describe()}"):
+            return recover(self.barman, restore, chown=lambda path: chown_to(path, self.run_as, recursive=True),
+                           timeout=timeout)
 
     def log_files(self) -> list[Path]:
         """Logs worth keeping as evidence: the source's, Barman's and the WAL receiver's."""

@@ -21,6 +21,7 @@ class RecoveryTarget:
     inclusive: bool = True
     commit_xid: str = ""  # the transaction a time target sits on, when known: its stop line names it
     at_lsn: str = ""      # the source's WAL insert position when the target was taken: WAL needed up to here
+    at_time: str = ""     # commit time of the newest commit when it was taken (for the RPO window)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -83,5 +84,7 @@ CAPTURE_SQL = {
     "time": "SELECT to_char(pg_xact_commit_timestamp(%s::text::xid) AT TIME ZONE 'UTC', "
             "'YYYY-MM-DD HH24:MI:SS.US') || '+00:00'",
     "lsn": "SELECT pg_current_wal_insert_lsn()::text",
+    "last_commit": "SELECT to_char((pg_last_committed_xact()).timestamp AT TIME ZONE 'UTC', "
+                   "'YYYY-MM-DD HH24:MI:SS.US') || '+00:00'",
     "name": "SELECT pg_create_restore_point(%s)::text",
 }
