@@ -92,7 +92,8 @@ def _interrupt(signum, frame):
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if "scenarios" in Path(str(item.fspath)).parts:
+        # A drill is any test that needs the stack (directly or through another fixture).
+        if "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.drill)
 
 

@@ -12,8 +12,8 @@ say() { printf '[setup] %s\n' "$*"; }
 fail() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 2; }
 
 # Debian packages: PostgreSQL server binaries, rsync (barman recover), a venv-capable Python 3,
-# and what psycopg2 (pulled by barman) needs to build.
-packages=(postgresql rsync python3-venv libpq-dev gcc python3-dev)
+# what psycopg2 (pulled by barman) needs to build, and Chromium to check the HTML report renders.
+packages=(postgresql rsync python3-venv libpq-dev gcc python3-dev chromium)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -4,22 +4,17 @@ Each case runs a small drill in its own pytest process with its own work dir, th
 any process whose command line names that dir and for anything left in it.
 """
 
-import os
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import open_workdir, processes_naming, start_inner_run
 
 DRILL = '''
-import os, time
+import os
 from pathlib import Path
+import time
 from harness.targets import RecoveryTarget
 
 def test_small_drill(source, barman, books, scratch):
@@ -39,27 +34,10 @@ ENDINGS = {
 }
 
 
-def processes_naming(path: Path) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(path) in cmdline:
-            found.append(f"{entry.name}: {cmdline.strip()}")
-    return found
-
-
 @pytest.fixture
 def workdir():
-    # Under the system temp dir: pytest's own tmp dirs are closed to the server user.
-    path = Path(tempfile.mkdtemp(prefix="cleanup-check-"))
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with open_workdir() as path:
+        yield path
 
 
 @pytest.mark.parametrize("ending", list(ENDINGS))
@@ -68,11 +46,7 @@ def test_run_leaves_nothing_behind(tmp_path, workdir, ending):
     marker = tmp_path / "recovered"
     drill = tmp_path / "test_inner_drill.py"
     drill.write_text(DRILL.replace("ENDING", ENDINGS[ending]))
-    argv = [sys.executable, "-m", "pytest", "-c", str(ROOT / "pytest.ini"), "--rootdir", str(ROOT),
-            "-p", "conftest", "-p", "no:cacheprovider", "--junitxml", str(reports / "junit.xml"),
-            "--workdir", str(workdir), "--reports-dir", str(reports), str(drill)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DRILL_MARKER": str(marker)}
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = start_inner_run(drill, workdir, reports, env={"DRILL_MARKER": str(marker)})
     if ending == "interrupt":
         deadline = time.monotonic() + 120
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:

@@ -1,0 +1,51 @@
+"""Running a small drill file in its own pytest process, for scenarios about whole runs
+(cleanup after every ending, the reports a run leaves)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def open_workdir():
+    """A work dir under the system temp dir: pytest's own tmp dirs are closed to the server user."""
+    path = Path(tempfile.mkdtemp(prefix="inner-run-"))
+    os.chmod(path, 0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def start_inner_run(drill_file: Path, workdir: Path, reports: Path, *extra: str, env: dict | None = None):
+    """Start pytest on ``drill_file`` with the project's plugin; stdout and stderr merged."""
+    argv = [sys.executable, "-m", "pytest", "-c", str(ROOT / "pytest.ini"), "--rootdir", str(ROOT),
+            "-p", "conftest", "-p", "no:cacheprovider", "--junitxml", str(reports / "junit.xml"),
+            "--workdir", str(workdir), "--reports-dir", str(reports), *extra, str(drill_file)]
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env.pop("CI", None)
+    return subprocess.Popen(argv, cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def processes_naming(path: Path) -> list[str]:
+    """Live processes whose command line mentions ``path``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in cmdline:
+            found.append(f"{entry.name}: {cmdline.strip()}")
+    return found
