@@ -22,16 +22,20 @@ from hypothesis import HealthCheck, is_hypothesis_test
 from hypothesis import settings as hypothesis_settings
 
 from harness import __version__
-from harness.errors import HarnessError
-from harness.redact import redact_tree
+from harness import compose
+from harness.errors import HarnessError, SetupError
+from harness.redact import redact, redact_tree
 from harness.evidence import DrillResult, RunEvidence, utc_stamp, write_html, write_json
 from harness.progress import Progress
 from harness.scratch import Scratch
 from harness.stack import LocalStack, StackOptions
 
+# --pg-versions, the pg_bindir fixture, postgresql_version per drill, the incremental drills' stack.
+pytest_plugins = ["pgversions_plugin"]
+
 ROOT = Path(__file__).resolve().parent
 REPORTS = ROOT / "reports"
-STACKS = ("local",)
+STACKS = ("local", "compose")
 
 # Hypothesis profiles. A property drill recovers a backup per drawn target (seconds each): "ci" runs
 # few examples, the same ones every time; "nightly" explores. Chosen with --hypothesis-profile, else
@@ -63,6 +67,8 @@ def pytest_addoption(parser):
                     help="where the run directory (data dirs, Barman home, logs) is made (default: system temp dir)")
     group.addoption("--reports-dir", default=str(REPORTS),
                     help="where kept evidence of failed drills goes (default: reports/)")
+    group.addoption("--compose-project", default=None,
+                    help="compose project name for --stack compose (default: pgbv<pid>, unique per run)")
     group.addoption("--keep", action="store_true", default=False,
                     help="keep everything: the run directory, every scratch instance, all logs")
 
@@ -71,7 +77,6 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config._drill_reporter = DrillEvidenceReporter(config)
     config.pluginmanager.register(config._drill_reporter, "drill-evidence")
-    config._drill_hypothesis_reports = []
     if not config.getoption("hypothesis_profile", None):
         config.option.hypothesis_profile = os.environ.get("DRILL_HYPOTHESIS_PROFILE") or "ci"
     profile = hypothesis_settings.get_profile(config.option.hypothesis_profile)
@@ -129,28 +134,31 @@ def _store_falsifying_example(item, report) -> None:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", item.name).strip("-")[:60]
     path = Path(config.getoption("reports_dir")) / f"hypothesis-{name}-{stamp}.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"test: {item.nodeid}\nrerun: {rerun}\n\n{report.longreprtext}\n")
-    report.user_properties.append(("hypothesis_report", str(path)))
-    config._drill_hypothesis_reports.append(str(path))
+    reporter = config._drill_reporter
+    path.write_text(redact(f"test: {item.nodeid}\nrerun: {rerun}\n\n{report.longreprtext}\n", reporter.secrets))
+    item.user_properties.append(("hypothesis_report", str(path)))  # on the teardown report, as junit reads it
+    reporter.evidence.kept.append(str(path))
 
 
 # -- fixtures -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def stack(request, record_testsuite_property):
+def stack(request, record_testsuite_property, pg_bindir):
     """The running stack (source server + Barman streaming its WAL), one per test session."""
     config = request.config
     options = StackOptions(
-        pg_bindir=config.getoption("pg_bindir"),
+        pg_bindir=pg_bindir,
         server_user=config.getoption("server_user"),
         port=config.getoption("source_port"),
         workdir=config.getoption("workdir"),
         keep=config.getoption("keep"),
         progress=Progress.for_terminal(),
     )
-    running = LocalStack(options)
     try:
-        running.start()
+        if config.getoption("stack") == "compose":
+            running = request.getfixturevalue("compose_stack")
+        else:
+            running = LocalStack(options).start()
     except HarnessError as exc:
         pytest.exit(f"The {config.getoption('stack')} stack could not be brought up, so no drill has a "
                     f"verdict.\n{exc.render()}", returncode=2)
@@ -159,13 +167,70 @@ def stack(request, record_testsuite_property):
                            "host": socket.gethostname(), "run_started_utc": _utc_now()})
     for name, value in evidence.facts.items():
         record_testsuite_property(name, value)
-    config._drill_reporter.secrets = running.credentials.secrets()
+    config._drill_reporter.secrets += running.credentials.secrets()  # a run may start several stacks
     yield running
     running.close()
     evidence.facts["run_ended_utc"] = _utc_now()
     record_testsuite_property("run_ended_utc", evidence.facts["run_ended_utc"])
     if options.keep and running.run_dir:
         evidence.kept.append(str(running.run_dir))
+
+
+# -- the compose stack, brought up and down by pytest-docker ---------------------------------------
+
+@pytest.fixture(scope="session")
+def compose_plan(request):
+    """Engine, images, run dir, passwords and barman.conf for this run's compose project."""
+    config = request.config
+    progress = Progress.for_terminal()
+    compose.ensure_engine()
+    base_image = compose.build_images(progress)
+    project = config.getoption("compose_project") or f"pgbv{os.getpid()}"
+    plan = compose.plan(project, base_image, workdir=config.getoption("workdir"), port=config.getoption("source_port"))
+    # pytest-docker runs compose through a shell that inherits this environment.
+    os.environ.update(plan.env)
+    return plan
+
+
+@pytest.fixture(scope="session")
+def docker_compose_command(compose_plan):
+    return " ".join(compose_plan.command)
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file():
+    return str(compose.COMPOSE_FILE)
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name(compose_plan):
+    return compose_plan.project
+
+
+@pytest.fixture(scope="session")
+def docker_setup():
+    return ["up -d postgres barman"]      # images were built (and cached) by compose_plan
+
+
+@pytest.fixture(scope="session")
+def docker_cleanup(request):
+    if request.config.getoption("keep"):
+        return []
+    return ["--profile scratch down -v --remove-orphans --timeout 20"]
+
+
+@pytest.fixture(scope="session")
+def compose_stack(request, compose_plan):
+    config = request.config
+    try:
+        request.getfixturevalue("docker_services")
+    except Exception as exc:  # pytest-docker reports a failed `up` as a bare Exception with the output
+        if isinstance(exc, HarnessError):
+            raise
+        raise SetupError(f"`compose up` of project {compose_plan.project} failed.", details=str(exc)[-3000:]) from None
+    running = compose.ComposeStack(compose_plan, keep=config.getoption("keep"), progress=Progress.for_terminal())
+    request.addfinalizer(running.close)
+    return running.attach()
 
 
 @pytest.fixture(scope="session")

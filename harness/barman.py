@@ -60,7 +60,14 @@ class Backup:
     end_time: str
     timeline: int
     size_bytes: int = 0
+    backup_type: str = ""      # "full", "incremental" (PostgreSQL 17+), "rsync", "snapshot"
+    parent_backup_id: str = ""  # incremental only: the backup it is taken on
+    root_backup_id: str = ""    # incremental only: the full backup its chain starts from
     raw: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def is_incremental(self) -> bool:
+        return self.backup_type == "incremental"
 
 
 @dataclass
@@ -109,17 +116,19 @@ class Barman:
 
     def command(self, *args, timeout: float = 120, check: bool = True, json_output: bool = False,
                 cause: str = "") -> subprocess.CompletedProcess:
-        argv = [self.executable, "-c", self.config_path]
-        if json_output:
-            argv += ["-f", "json"]
-        return run(argv + list(args), timeout=timeout, check=check, cause=cause)
+        argv = self.barman_argv(*(["-f", "json"] if json_output else []), *args)
+        return run(argv, timeout=timeout, check=check, cause=cause)
+
+    def barman_argv(self, *args) -> list[str]:
+        """The argv of one barman command (the compose stack runs it inside its container)."""
+        return [self.executable, "-c", str(self.config_path), *map(str, args)]
 
     def json(self, *args, timeout: float = 60) -> dict:
         done = self.command(*args, timeout=timeout, json_output=True)
         try:
             return json.loads(done.stdout)
         except json.JSONDecodeError:
-            raise CommandFailed([self.executable, *args], done.returncode, done.stdout,
+            raise CommandFailed(self.barman_argv(*args), done.returncode, done.stdout,
                                 cause="Barman did not print the JSON it was asked for.") from None
 
     # -- WAL streaming ------------------------------------------------------------------------
@@ -129,7 +138,7 @@ class Barman:
                      cause=f"Barman could not create the replication slot for '{self.server}'.")
 
     def start_receive_wal(self) -> None:
-        self.receiver = start_background([self.executable, "-c", self.config_path, "receive-wal", self.server],
+        self.receiver = start_background(self.barman_argv("receive-wal", self.server),
                                          log_path=self.receiver_log)
 
     def receiver_running(self) -> bool:
@@ -234,10 +243,13 @@ class Barman:
             raise SetupError(exc.cause, "Barman cannot back this server up; the failing checks are below.",
                              exc.details) from None
 
-    def backup(self, timeout: float = 600) -> Backup:
+    def backup(self, timeout: float = 600, incremental_from: str | None = None) -> Backup:
+        """A new backup: full, or block-level incremental on ``incremental_from`` (a backup id,
+        ``latest-full`` or ``latest``; PostgreSQL 17+ with summarize_wal on)."""
+        incremental = ["--incremental", incremental_from] if incremental_from else []
         with self.progress.step(f"barman backup {self.server}"):
-            done = self._with_wal_ticks(["backup", "--wait", "--wait-timeout", str(int(timeout)), self.server],
-                                        timeout, "backup")
+            done = self._with_wal_ticks(["backup", *incremental, "--wait", "--wait-timeout", str(int(timeout)),
+                                         self.server], timeout, "backup")
         backup_id = _backup_id_from_output(done.stdout)
         return self.show_backup(backup_id)
 
@@ -245,7 +257,7 @@ class Barman:
         data = self.json("show-backup", self.server, backup_id)
         info = data.get(self.server, data)
         base = info.get("base_backup_information", {})
-        wal = info.get("wal_information", {})
+        catalog = info.get("catalog_information", {})
         return Backup(
             backup_id=info.get("backup_id", backup_id),
             begin_wal=base.get("begin_wal", ""),
@@ -254,14 +266,29 @@ class Barman:
             end_time=base.get("end_time", ""),
             timeline=int(base.get("timeline", 0) or 0),
             size_bytes=int(base.get("backup_size_bytes", 0) or 0),
+            backup_type=info.get("backup_type", ""),
+            parent_backup_id=catalog.get("parent_backup_id") or "",
+            root_backup_id=catalog.get("root_backup_id") or "",
             raw=info,
         )
 
     def archived_wal_segments(self, backup_id: str) -> list[str]:
-        """Segments Barman's catalogue holds from the backup on and that exist on disk, oldest first."""
-        done = self.command("list-files", "--target", "wal", self.server, backup_id, timeout=60)
-        paths = [Path(line.strip()) for line in done.stdout.splitlines() if line.strip()]
-        return sorted(path.name for path in paths if SEGMENT_RE.match(path.name) and path.exists())
+        """Segments Barman's catalogue holds from the backup on and that exist on disk, oldest first.
+
+        `list-files --target wal` of a backup stops at the end WAL of the next backup: the lists
+        of this backup and of every later one together reach the newest archived segment.
+        """
+        names = set()
+        for listed in [backup_id, *[other for other in self.backup_ids() if other > backup_id]]:
+            done = self.command("list-files", "--target", "wal", self.server, listed, timeout=60)
+            paths = [Path(line.strip()) for line in done.stdout.splitlines() if line.strip()]
+            names.update(path.name for path in paths if SEGMENT_RE.match(path.name) and path.exists())
+        return sorted(names)
+
+    def backup_ids(self) -> list[str]:
+        """Ids of the backups Barman lists for the server, oldest first."""
+        listed = self.json("list-backups", self.server).get(self.server, [])
+        return sorted(item["backup_id"] for item in listed if isinstance(item, dict) and "backup_id" in item)
 
     def missing_wal(self, backup: Backup, through_segment: str) -> list[str]:
         """Segments from the backup's first WAL to ``through_segment`` that are not in the archive.
@@ -284,7 +311,7 @@ class Barman:
                 raise TargetRefused(
                     f"Barman refused the recovery target {target.describe()} for backup {backup_id}: "
                     + " ".join(line.strip() for line in refused), details=done.stdout)
-            raise CommandFailed([self.executable, *map(str, argv)], done.returncode, done.stdout,
+            raise CommandFailed(self.barman_argv(*argv), done.returncode, done.stdout,
                                 cause=f"`barman recover` of backup {backup_id} into {destination} failed.")
         return done
 
@@ -292,7 +319,7 @@ class Barman:
 
     def _with_wal_ticks(self, args: list[str], timeout: float, what: str) -> subprocess.CompletedProcess:
         """Run a Barman command that waits for WAL, emitting a tiny WAL record every 0.3 s meanwhile."""
-        argv = [self.executable, "-c", str(self.config_path), *args]
+        argv = self.barman_argv(*args)
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout + 30

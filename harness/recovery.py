@@ -55,6 +55,7 @@ class Restore:
     expected: Fingerprint | None = None
     actual: Fingerprint | None = None
     newest_archived_commit: str = ""
+    chain: list = field(default_factory=list)  # the backups combined into the restore, leaf first
 
     @property
     def rpo_seconds(self) -> float | None:
@@ -109,6 +110,7 @@ class Restore:
             "target_inclusive": str(self.target.inclusive).lower(),
             "recovery_stop": self.stop_line,
             "timeline": str(self.timeline or ""),
+            "backups_combined": " <- ".join(link.backup_id for link in reversed(self.chain)),
             "recovery_seconds": f"{self.recovery_seconds:.3f}",
             "rpo_seconds": "" if self.rpo_seconds is None else f"{self.rpo_seconds:.3f}",
             "expected_fingerprint": str(self.expected) if self.expected else "",
@@ -124,6 +126,7 @@ def recover(barman: Barman, restore: Restore, chown, timeout: float = 300) -> Re
     restore.newest_archived_commit = barman.newest_archived_commit
     checks.backup_metadata(barman, backup, log)
     checks.verify_backup(barman, backup, log)
+    restore.chain = checks.backup_chain(barman, backup, log)  # an incremental's parents, up to its full root
     archived = barman.archived_wal_segments(backup.backup_id)
     checks.wal_continuity(barman, backup, _last_needed_segment(target, backup, archived), log)
 

@@ -21,6 +21,7 @@ from .accounts import Credentials, chown_to, server_runner, unreachable_parent
 from .barman import Barman, render_config
 from .binaries import PgBin, find_barman, find_pg_bindir, require_rsync, tool_version
 from .errors import SetupError
+from .pgversions import INCREMENTAL_MIN_MAJOR, unusable_by
 from .ports import free_port, require_free
 from .progress import QUIET, Progress
 from .recovery import Restore, recover
@@ -53,6 +54,15 @@ SOURCE_SETTINGS = {
 }
 
 
+def source_settings(major: int) -> dict:
+    """SOURCE_SETTINGS for this major version: 17+ also summarizes WAL, which incremental
+    backups (pg_basebackup --incremental, through `barman backup --incremental`) need."""
+    settings = dict(SOURCE_SETTINGS)
+    if major >= INCREMENTAL_MIN_MAJOR:
+        settings["summarize_wal"] = True
+    return settings
+
+
 class LocalStack:
     """Source server + Barman on this machine."""
 
@@ -77,6 +87,11 @@ class LocalStack:
         barman_exe = find_barman()
         require_rsync()
         self.run_as = server_runner(self.options.server_user)
+        unusable = unusable_by(self.pg, self.run_as)
+        if unusable:
+            raise SetupError(f"PostgreSQL {self.pg.version} at {self.pg.bindir} cannot be run by the server user: "
+                             f"{unusable}", "Install it where that user can read it (a venv made from "
+                             "/usr/bin/python3 under a world-readable directory), or name another --pg-bindir.")
         port = require_free(self.options.port, "source server") if self.options.port else free_port()
         atexit.register(self.close)
         try:
@@ -85,7 +100,7 @@ class LocalStack:
             say(f"initdb source cluster (PostgreSQL {self.pg.version}, port {port})")
             server = self._new_server("source", port)
             server.initdb(self.credentials.passwords["postgres"])
-            server.configure(SOURCE_SETTINGS)
+            server.configure(source_settings(self.pg.major))
             server.write_hba()
             server.start()
             self.source = Source(server, self.options.progress)

@@ -1,0 +1,1 @@
+"""Benchmarks of the harness against the raw tools it drives (entry point: bench/run.py)."""

@@ -1,0 +1,300 @@
+"""The measurements: each compares the harness with a baseline taken in the same run.
+
+Every function takes a started LocalStack (except ``pytest_pitr``, which starts its own) and
+returns plain data for reports/bench.json.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+from typing import Callable
+
+from psycopg import sql
+
+from harness.books import Books
+from harness.fingerprint import combine, fingerprint
+from harness.scratch import Scratch
+
+from .bare import BareDrill
+from .seed_writer import write_seed_style
+
+ROOT = Path(__file__).resolve().parent.parent
+Say = Callable[[str], None]
+
+# The fingerprint query before it was made to hash each row once (harness/fingerprint.py at 615a61a):
+# same result, kept to show the gain in the same run.
+PREVIOUS_FINGERPRINT_SQL = """
+SELECT count(*),
+       coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric), 0),
+       coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)
+FROM (SELECT md5(t::text) AS h FROM {table} AS t) AS hashed
+"""
+# Floors and a candidate, to show where a fingerprint's time goes (not used by the harness):
+# the rows' text form alone, and 64-bit hashes per column of the books table summed per row.
+ROW_TEXT_SQL = "SELECT count(*), sum(length(t::text)) FROM {table} AS t"
+PER_COLUMN_HASH_SQL = """
+SELECT count(*), sum(hashint4extended(id, 1) # hashint4extended(category_id, 2)
+    # coalesce(hashtextextended(title COLLATE "C", 3), 3) # coalesce(hashtextextended(author COLLATE "C", 4), 4)
+    # coalesce(hashtextextended(isbn COLLATE "C", 5), 5) # coalesce(hashint4extended(year, 6), 6)
+    # coalesce(hashtextextended(created_at::text, 7), 7))
+FROM {table}
+"""
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+# -- databases of their own, so the drills' books table stays as the drills left it -------------
+
+def create_books_database(stack, name: str) -> Callable:
+    """A fresh database with the books schema; returns a connect() for it."""
+    server = stack.source.server
+    with server.conn.connect("postgres") as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with server.conn.connect(name) as conn:
+        conn.execute((ROOT / "init.sql").read_text().encode())
+    return lambda autocommit=True: server.conn.connect(name, autocommit=autocommit)
+
+
+def drop_database(stack, name: str) -> None:
+    with stack.source.server.conn.connect("postgres") as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _empty_books(connect) -> None:
+    with connect() as conn:
+        conn.execute("TRUNCATE books RESTART IDENTITY")
+
+
+# -- a. data generation ---------------------------------------------------------------------------
+
+def generation(stack, rows: int, say: Say, repeats: int = 3) -> dict:
+    """Harness writer (Books.insert, COPY) vs the seed-style writer, both from an empty table and
+    both including their set-up (Faker pools, Faker instance)."""
+    connect = create_books_database(stack, "bench_generation")
+    try:
+        harness_seconds = []
+        for attempt in range(repeats):
+            _empty_books(connect)
+            say(f"generation: harness writer, {rows:,} rows ({attempt + 1}/{repeats})")
+            started = time.perf_counter()
+            Books(connect, seed=attempt).insert(rows)
+            harness_seconds.append(time.perf_counter() - started)
+        _empty_books(connect)
+        say(f"generation: seed-style writer, {rows:,} rows (Faker per row, executemany of 100, commit each)")
+        started = time.perf_counter()
+        write_seed_style(lambda: connect(autocommit=False), rows, batch_size=100)
+        seed_seconds = time.perf_counter() - started
+        with connect() as conn:
+            written = conn.execute("SELECT count(*) FROM books").fetchone()[0]
+        if written != rows:
+            raise RuntimeError(f"the seed-style writer left {written} rows, expected {rows}")
+    finally:
+        drop_database(stack, "bench_generation")
+    harness_rate = rows / median(harness_seconds)
+    seed_rate = rows / seed_seconds
+    return {"rows": rows, "harness_seconds": harness_seconds, "harness_rows_per_s": harness_rate,
+            "seed_style_seconds": seed_seconds, "seed_style_rows_per_s": seed_rate,
+            "ratio": harness_rate / seed_rate}
+
+
+# -- b. fingerprint -------------------------------------------------------------------------------
+
+def fingerprint_cost(stack, rows: int, say: Say, repeats: int = 5) -> dict:
+    """harness.fingerprint vs SELECT count(*) on the same table, alternating, medians."""
+    connect = create_books_database(stack, "bench_fingerprint")
+    table = sql.Identifier("books")
+    try:
+        say(f"fingerprint: loading {rows:,} rows")
+        Books(connect, seed=7).insert(rows)
+        with connect() as conn:
+            conn.execute("VACUUM (ANALYZE) books")  # hint bits and statistics: no first-scan penalty
+            previous = sql.SQL(PREVIOUS_FINGERPRINT_SQL).format(table=table)
+            queries = {
+                "count": lambda: conn.execute("SELECT count(*) FROM books").fetchone(),
+                "fingerprint": lambda: fingerprint(conn, "books"),
+                "previous_fingerprint": lambda: conn.execute(previous).fetchone(),
+                "row_text_only": lambda: conn.execute(sql.SQL(ROW_TEXT_SQL).format(table=table)).fetchone(),
+                "per_column_hash_candidate":
+                    lambda: conn.execute(sql.SQL(PER_COLUMN_HASH_SQL).format(table=table)).fetchone(),
+            }
+            for query in queries.values():  # warm the cache
+                query()
+            seconds = {name: [] for name in queries}
+            for attempt in range(repeats):
+                say(f"fingerprint vs count(*), {rows:,} rows ({attempt + 1}/{repeats})")
+                for name, query in queries.items():
+                    started = time.perf_counter()
+                    query()
+                    seconds[name].append(time.perf_counter() - started)
+            same = fingerprint(conn, "books")
+            old_rows, old_high, old_low = queries["previous_fingerprint"]()
+            workers = conn.execute("SHOW max_parallel_workers_per_gather").fetchone()[0]
+    finally:
+        drop_database(stack, "bench_fingerprint")
+    medians = {name: median(values) for name, values in seconds.items()}
+    return {"rows": rows, "repeats": repeats, "seconds": seconds, "median_seconds": medians,
+            "ratio": medians["fingerprint"] / medians["count"],
+            "previous_ratio": medians["previous_fingerprint"] / medians["count"],
+            "speedup_vs_previous": medians["previous_fingerprint"] / medians["fingerprint"],
+            "same_value_as_previous": combine(old_rows, old_high, old_low, "books") == same,
+            "max_parallel_workers_per_gather": workers}
+
+
+# -- c. one drill: harness vs bare commands ------------------------------------------------------
+
+def _commit_then_more(stack, books):
+    """The target transaction after the backup, then writes after it whose WAL is archived."""
+    commit = books.update(20)
+    target = stack.source.capture_target("xid", commit)
+    expected = stack.source.fingerprint()
+    books.insert(100)
+    stack.barman.archive_current_wal()
+    return commit, target, expected
+
+
+def harness_drill(stack, books, label: str) -> dict:
+    started = time.perf_counter()
+    backup = stack.barman.backup()
+    backup_seconds = time.perf_counter() - started
+    _commit, target, expected = _commit_then_more(stack, books)
+    drill = Scratch(stack, label)
+    try:
+        started = time.perf_counter()
+        restore = drill.recover(backup, target)
+        restore_seconds = time.perf_counter() - started
+        if restore.fingerprint() != expected:
+            raise RuntimeError(f"the harness restore of {backup.backup_id} does not match the source at the target")
+    finally:
+        drill.discard()
+    return {"backup": backup_seconds, "restore": restore_seconds, "total": backup_seconds + restore_seconds,
+            "checks": restore_seconds - restore.recovery_seconds, "recover": restore.recover_seconds,
+            "start": restore.start_seconds, "reach": restore.reach_seconds}
+
+
+def bare_drill(stack, bare: BareDrill, books, label: str) -> dict:
+    backup_seconds = bare.backup()
+    commit, _target, _expected = _commit_then_more(stack, books)
+    home = bare.prepare(label)
+    try:
+        restore = bare.restore(commit.xid, home)
+    finally:
+        bare.discard(home)
+    return {"backup": backup_seconds, "restore": restore.seconds, "total": backup_seconds + restore.seconds,
+            "recover": restore.recover_seconds, "start": restore.start_seconds, "reach": restore.reach_seconds}
+
+
+def drill_overhead(stack, books, bare: BareDrill, say: Say, repeats: int = 3) -> dict:
+    """Backup + recover + start + reach the target, harness vs bare, interleaved H B B H H B ..."""
+    runs = {"harness": [], "bare": []}
+    order = []
+    for attempt in range(repeats):
+        order += ["harness", "bare"] if attempt % 2 == 0 else ["bare", "harness"]
+    for step, side in enumerate(order, start=1):
+        say(f"drill overhead: {side} drill ({step}/{len(order)})")
+        if side == "harness":
+            runs[side].append(harness_drill(stack, books, f"bench-overhead-{step}"))
+        else:
+            runs[side].append(bare_drill(stack, bare, books, f"bare-{step}"))
+    medians = {side: {key: median([run[key] for run in done]) for key in done[0]} for side, done in runs.items()}
+    return {"repeats": repeats, "order": order, "runs": runs, "median": medians,
+            "ratio": medians["harness"]["total"] / medians["bare"]["total"]}
+
+
+# -- d. growth ------------------------------------------------------------------------------------
+
+def _tree_bytes(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def growth_drill(stack, books, rows: int, say: Say) -> dict:
+    """Top the books table up to ``rows``, then one full drill; then `cp -a` of its backup dir."""
+    with stack.source.connect() as conn:
+        present = conn.execute("SELECT count(*) FROM books").fetchone()[0]
+    load_seconds = 0.0
+    if rows > present:
+        say(f"growth: loading {rows - present:,} rows (to {rows:,})")
+        started = time.perf_counter()
+        books.insert(rows - present)
+        load_seconds = time.perf_counter() - started
+
+    say(f"growth: drill at {rows:,} rows")
+    drill_started = time.perf_counter()
+    started = time.perf_counter()
+    backup = stack.barman.backup()
+    backup_seconds = time.perf_counter() - started
+    _commit, target, expected = _commit_then_more(stack, books)
+    drill = Scratch(stack, f"bench-growth-{rows}")
+    try:
+        started = time.perf_counter()
+        restore = drill.recover(backup, target)
+        restore_wall = time.perf_counter() - started
+        restore.assert_matches(expected)
+        total_seconds = time.perf_counter() - drill_started
+    finally:
+        drill.discard()
+
+    backup_dir = stack.barman.home / stack.barman.server / "base" / backup.backup_id
+    size = _tree_bytes(backup_dir)
+    say(f"growth: cp -a of the backup dir ({size / 2**20:,.0f} MiB)")
+    copy = stack.run_dir / f"cp-{rows}"
+    started = time.perf_counter()
+    subprocess.run(["cp", "-a", str(backup_dir), str(copy)], check=True)
+    cp_seconds = time.perf_counter() - started
+    shutil.rmtree(copy, ignore_errors=True)
+
+    recovery = restore.recovery_seconds
+    return {"rows": rows, "load_seconds": load_seconds, "backup_bytes": size, "backup_seconds": backup_seconds,
+            "checks_seconds": restore_wall - recovery, "recovery_seconds": recovery,
+            "recover_copy_seconds": restore.recover_seconds, "start_seconds": restore.start_seconds,
+            "reach_seconds": restore.reach_seconds, "cp_seconds": cp_seconds,
+            "recovery_mib_per_s": size / 2**20 / recovery, "cp_mib_per_s": size / 2**20 / cp_seconds,
+            "recovery_vs_cp": cp_seconds / recovery, "recover_step_vs_cp": cp_seconds / restore.recover_seconds,
+            "total_drill_seconds": total_seconds, "verified": True}
+
+
+# -- e. the PITR scenarios end to end ------------------------------------------------------------
+
+def pytest_pitr(rows: int, say: Say) -> dict:
+    """`pytest -k pitr` as a user runs it, its own stack start included; wall seconds."""
+    say(f"pytest -k pitr with {rows:,} rows (starts its own stack)")
+    scratch = Path(tempfile.mkdtemp(prefix="bench-pytest-"))
+    try:
+        junit = scratch / "junit.xml"
+        env = dict(os.environ, DRILL_ROWS=str(rows))
+        argv = [str(ROOT / ".venv" / "bin" / "pytest"), "-k", "pitr", "-p", "no:cacheprovider", "--junitxml", str(junit)]
+        if not Path(argv[0]).exists():
+            argv[0:1] = [sys.executable, "-m", "pytest"]
+        started = time.perf_counter()
+        done = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              stdin=subprocess.DEVNULL, timeout=1800)
+        wall = time.perf_counter() - started
+        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        if junit.exists():
+            root = ElementTree.parse(junit).getroot()
+            suites = [root] if root.tag == "testsuite" else list(root)
+            for suite in suites:
+                for key in counts:
+                    counts[key] += int(suite.get(key, 0) or 0)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"rows": rows, "wall_seconds": wall, "returncode": done.returncode, **counts,
+            "argv": " ".join(argv[:1] + ["-k", "pitr", "-p", "no:cacheprovider", "--junitxml", "<tmp>"]),
+            "output_tail": done.stdout[-3000:] if done.returncode != 0 else done.stdout.strip().splitlines()[-1:]}
