@@ -25,11 +25,13 @@ def open_workdir():
         shutil.rmtree(path, ignore_errors=True)
 
 
-def start_inner_run(drill_file: Path, workdir: Path, reports: Path, *extra: str, env: dict | None = None):
-    """Start pytest on ``drill_file`` with the project's plugin; stdout and stderr merged."""
+def start_inner_run(targets, workdir: Path, reports: Path, *extra: str, env: dict | None = None):
+    """Start pytest on ``targets`` (a test file or a list of them) with the project's plugin;
+    stdout and stderr merged."""
+    targets = [targets] if isinstance(targets, (str, Path)) else list(targets)
     argv = [sys.executable, "-m", "pytest", "-c", str(ROOT / "pytest.ini"), "--rootdir", str(ROOT),
             "-p", "conftest", "-p", "no:cacheprovider", "--junitxml", str(reports / "junit.xml"),
-            "--workdir", str(workdir), "--reports-dir", str(reports), *extra, str(drill_file)]
+            "--workdir", str(workdir), "--reports-dir", str(reports), *extra, *map(str, targets)]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     full_env.pop("CI", None)
     return subprocess.Popen(argv, cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL,

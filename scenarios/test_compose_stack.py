@@ -1,0 +1,70 @@
+"""The same scenario files on the compose stack (`--stack compose`), and nothing of the project left after.
+
+Runs the drills in their own pytest process with `--stack compose`, as a user would; skipped with
+the reason when no Docker engine can be had on this machine.
+"""
+
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from harness import compose
+from harness.compose import EngineUnavailable
+from support import ROOT, open_workdir, start_inner_run
+
+SCENARIOS = ["test_full_backup.py", "test_pitr.py", "test_two_backups.py", "test_wal_streaming.py",
+             "test_faults.py"]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    try:
+        compose.ensure_engine()
+    except EngineUnavailable as exc:
+        pytest.skip(f"no Docker engine: {exc.cause}")
+
+
+def project_resources(project: str) -> list[str]:
+    label = f"label=com.docker.compose.project={project}"
+    found = []
+    for kind, argv in (("container", ["docker", "ps", "-a", "--filter", label, "--format", "{{.Names}}"]),
+                       ("network", ["docker", "network", "ls", "--filter", label, "--format", "{{.Name}}"]),
+                       ("volume", ["docker", "volume", "ls", "--filter", label, "--format", "{{.Name}}"])):
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout.split()
+        found += [f"{kind} {name}" for name in out]
+    return found
+
+
+def test_scenarios_pass_on_compose_and_leave_nothing(engine, tmp_path):
+    project = f"pgbvci{uuid.uuid4().hex[:8]}"
+    reports = tmp_path / "reports"
+    with open_workdir() as workdir:
+        proc = start_inner_run([ROOT / "scenarios" / name for name in SCENARIOS], workdir, reports,
+                               "--stack", "compose", "--compose-project", project)
+        output, _ = proc.communicate(timeout=1800)
+        assert proc.returncode == 0, output[-6000:]
+        assert "stack compose" in output
+    assert project_resources(project) == []
+
+
+def test_interrupted_compose_run_leaves_nothing(engine, tmp_path):
+    project = f"pgbvint{uuid.uuid4().hex[:8]}"
+    drill = tmp_path / "test_slow_drill.py"
+    drill.write_text("import time\n\ndef test_slow(source, barman, books):\n    books.insert(100)\n"
+                     "    barman.backup()\n    time.sleep(300)\n")
+    with open_workdir() as workdir:
+        proc = start_inner_run(drill, workdir, tmp_path / "reports", "--stack", "compose",
+                               "--compose-project", project)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            if list(workdir.glob("*/barman/meta/*-backup.info")):   # up, and a backup taken
+                break
+            time.sleep(1)
+        assert proc.poll() is None, proc.communicate()[0][-4000:]
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2, output[-4000:]
+    assert project_resources(project) == [], output[-4000:]
