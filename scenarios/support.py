@@ -12,6 +12,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+INNER_DRILLS = ROOT / ".inner-drills"
+INNER_DRILLS.mkdir(exist_ok=True)
+
+
+@contextmanager
+def drill_file(name: str, text: str):
+    """A test file inside the project (so the project's conftest.py applies to it as it would to any
+    scenario), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="inner-", dir=INNER_DRILLS))
+    path = folder / name
+    path.write_text(text)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager
@@ -30,9 +45,9 @@ def start_inner_run(targets, workdir: Path, reports: Path, *extra: str, env: dic
     stdout and stderr merged."""
     targets = [targets] if isinstance(targets, (str, Path)) else list(targets)
     argv = [sys.executable, "-m", "pytest", "-c", str(ROOT / "pytest.ini"), "--rootdir", str(ROOT),
-            "-p", "conftest", "-p", "no:cacheprovider", "--junitxml", str(reports / "junit.xml"),
+            "-p", "no:cacheprovider", "--junitxml", str(reports / "junit.xml"),
             "--workdir", str(workdir), "--reports-dir", str(reports), *extra, *map(str, targets)]
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env = {**os.environ, **(env or {})}
     full_env.pop("CI", None)
     return subprocess.Popen(argv, cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

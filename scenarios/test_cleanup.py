@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from support import open_workdir, processes_naming, start_inner_run
+from support import drill_file, open_workdir, processes_naming, start_inner_run
 
 DRILL = '''
 import os
@@ -44,17 +44,16 @@ def workdir():
 def test_run_leaves_nothing_behind(tmp_path, workdir, ending):
     reports = tmp_path / "reports"
     marker = tmp_path / "recovered"
-    drill = tmp_path / "test_inner_drill.py"
-    drill.write_text(DRILL.replace("ENDING", ENDINGS[ending]))
-    proc = start_inner_run(drill, workdir, reports, env={"DRILL_MARKER": str(marker)})
-    if ending == "interrupt":
-        deadline = time.monotonic() + 120
-        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert marker.exists(), "the inner drill never reached its recovery"
-        assert processes_naming(workdir), "the stack should be running while the drill sleeps"
-        proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=180)
+    with drill_file("test_inner_drill.py", DRILL.replace("ENDING", ENDINGS[ending])) as drill:
+        proc = start_inner_run(drill, workdir, reports, env={"DRILL_MARKER": str(marker)})
+        if ending == "interrupt":
+            deadline = time.monotonic() + 120
+            while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert marker.exists(), "the inner drill never reached its recovery"
+            assert processes_naming(workdir), "the stack should be running while the drill sleeps"
+            proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=180)
 
     expected_rc = {"pass": 0, "failure": 1, "interrupt": 2}[ending]
     assert proc.returncode == expected_rc, output

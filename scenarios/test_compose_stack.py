@@ -13,7 +13,7 @@ import pytest
 
 from harness import compose
 from harness.compose import EngineUnavailable
-from support import ROOT, open_workdir, start_inner_run
+from support import ROOT, drill_file, open_workdir, start_inner_run
 
 SCENARIOS = ["test_full_backup.py", "test_pitr.py", "test_two_backups.py", "test_wal_streaming.py",
              "test_faults.py"]
@@ -52,10 +52,9 @@ def test_scenarios_pass_on_compose_and_leave_nothing(engine, tmp_path):
 
 def test_interrupted_compose_run_leaves_nothing(engine, tmp_path):
     project = f"pgbvint{uuid.uuid4().hex[:8]}"
-    drill = tmp_path / "test_slow_drill.py"
-    drill.write_text("import time\n\ndef test_slow(source, barman, books):\n    books.insert(100)\n"
-                     "    barman.backup()\n    time.sleep(300)\n")
-    with open_workdir() as workdir:
+    slow = ("import time\n\ndef test_slow(source, barman, books):\n    books.insert(100)\n"
+            "    barman.backup()\n    time.sleep(300)\n")
+    with open_workdir() as workdir, drill_file("test_slow_drill.py", slow) as drill:
         proc = start_inner_run(drill, workdir, tmp_path / "reports", "--stack", "compose",
                                "--compose-project", project)
         deadline = time.monotonic() + 600

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from junitparser import JUnitXml, Properties
 
-from support import open_workdir, start_inner_run
+from support import drill_file, open_workdir, start_inner_run
 
 DRILLS = '''
 from harness.targets import RecoveryTarget
@@ -46,9 +46,7 @@ def finished_run(tmp_path_factory):
     """One inner run (one drill verified, one red) kept whole, so its files can be examined."""
     base = tmp_path_factory.mktemp("reports-run")
     reports = base / "reports"
-    drills = base / "test_audited_drills.py"
-    drills.write_text(DRILLS)
-    with open_workdir() as workdir:
+    with open_workdir() as workdir, drill_file("test_audited_drills.py", DRILLS) as drills:
         proc = start_inner_run(drills, workdir, reports, "--keep")
         output, _ = proc.communicate(timeout=300)
         run_dir = next(workdir.glob("pgbv-*"))
