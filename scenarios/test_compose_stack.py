@@ -59,7 +59,7 @@ def test_interrupted_compose_run_leaves_nothing(engine, tmp_path):
                                "--compose-project", project)
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None:
-            if list(workdir.glob("*/barman/meta/*-backup.info")):   # up, and a backup taken
+            if list(workdir.glob("*/barman/*/meta/*-backup.info")):   # up, and a backup taken
                 break
             time.sleep(1)
         assert proc.poll() is None, proc.communicate()[0][-4000:]
