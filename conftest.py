@@ -79,7 +79,10 @@ def pytest_configure(config):
     config.pluginmanager.register(config._drill_reporter, "drill-evidence")
     if not config.getoption("hypothesis_profile", None):
         config.option.hypothesis_profile = os.environ.get("DRILL_HYPOTHESIS_PROFILE") or "ci"
-    profile = hypothesis_settings.get_profile(config.option.hypothesis_profile)
+    try:
+        profile = hypothesis_settings.get_profile(config.option.hypothesis_profile)
+    except Exception as exc:  # hypothesis' InvalidArgument
+        raise pytest.UsageError(f"--hypothesis-profile / DRILL_HYPOTHESIS_PROFILE: {exc} (use ci or nightly)") from None
     if not profile.derandomize and config.getoption("hypothesis_seed", None) is None:
         # A seed of our own, so a failure can be rerun: hypothesis only reports its own in rare cases.
         config.option.hypothesis_seed = str(random.getrandbits(32))
@@ -256,7 +259,7 @@ def books(source, data_seed):
     return source.books(data_seed)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def rows(request) -> int:
     return request.config.getoption("rows")
 

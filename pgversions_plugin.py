@@ -103,6 +103,9 @@ def incremental_stack(request, pg_bindir):
     the chain's backups, and damaging a link touches no other drill's backups.
     """
     config = request.config
+    if config.getoption("stack") != "local":
+        pytest.skip(f"the incremental drills run on the local stack only (PostgreSQL 17+ from this machine); "
+                    f"this run is on --stack {config.getoption('stack')}")
     options = StackOptions(
         pg_bindir=incremental_bindir(pg_bindir),
         server_user=config.getoption("server_user"),

