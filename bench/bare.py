@@ -73,6 +73,13 @@ class BareDrill:
             raise BareCommandFailed(f"barman backup failed (rc {proc.returncode}):\n{output[-2000:]}")
         return time.perf_counter() - started
 
+    def recover_only(self, xid: str, backup_id: str, home: Path, timeout: float = 600) -> float:
+        """Just `barman recover` of ``backup_id`` to ``xid`` into ``home``/data: seconds."""
+        started = time.perf_counter()
+        self.run([*self.barman, "recover", "--target-xid", xid, "--target-action", "promote", self.server,
+                  backup_id, home / "data"], timeout)
+        return time.perf_counter() - started
+
     def restore(self, xid: str, home: Path, timeout: float = 600) -> BareRestore:
         """Recover the latest backup to ``xid`` into ``home``/data (made by ``prepare``), start it,
         wait until it has promoted."""
