@@ -43,7 +43,7 @@ STACKS = ("local", "compose")
 # property tests under tests/ set their own max_examples.
 _SLOW_EXAMPLES = dict(deadline=None, database=None, print_blob=True,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-hypothesis_settings.register_profile("ci", max_examples=3, derandomize=True, **_SLOW_EXAMPLES)
+hypothesis_settings.register_profile("ci", max_examples=5, derandomize=True, **_SLOW_EXAMPLES)
 hypothesis_settings.register_profile("nightly", max_examples=50, **_SLOW_EXAMPLES)
 
 

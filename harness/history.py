@@ -24,7 +24,7 @@ import itertools
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Union
 
 import psycopg
@@ -313,6 +313,7 @@ class HistoryRun:
     The run starts by emptying ``table`` (created like books if missing), so the model starts
     empty. ``factory`` makes the Faker rows (default: pools of seed 0, built once); its random
     stream is reseeded with the history's seed, so the same history writes the same rows.
+    A run holds two connections to the source until ``close()`` (or the end of its ``with``).
     """
 
     def __init__(self, source, seed: int, factory: BookFactory | None = None, table: str = HISTORY_TABLE,
@@ -323,30 +324,46 @@ class HistoryRun:
         self.check_each_step = check_each_step
         self._sql = {name: sql.SQL(text).format(table=sql.Identifier(table)) for name, text in
                      (("insert", INSERT_SQL), ("update", UPDATE_SQL), ("delete", DELETE_SQL))}
-        with source.connect("postgres") as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")  # finds commit records' LSNs
-        with source.connect() as conn:
-            conn.execute(sql.SQL(CREATE_SQL).format(table=sql.Identifier(table)))
-            conn.execute(sql.SQL("TRUNCATE {table}").format(table=sql.Identifier(table)))
         self.model = TableModel({}, table)
         self.commits: list[CommitRecord] = []
+        self._unflushed: dict[int, str] = {}  # commit index -> LSN its record lies after (see _transaction)
         self.points: list[Point] = []
         self.steps: list[Step] = []
         self.backup_version: int | None = None
+        self._conn = source.connect()
+        try:
+            self._wal = source.connect("postgres")
+            self._wal.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")  # finds commit records' LSNs
+            self._conn.execute(sql.SQL(CREATE_SQL).format(table=sql.Identifier(table)))
+            self._conn.execute(sql.SQL("TRUNCATE {table}").format(table=sql.Identifier(table)))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for conn in (self._conn, getattr(self, "_wal", None)):
+            if conn is not None:
+                conn.close()
+
+    def __enter__(self) -> "HistoryRun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- writing --------------------------------------------------------------------------------
 
     def apply(self, steps) -> None:
-        with self.source.connect() as conn, self.source.connect("postgres") as wal:
-            for step in steps:
-                index = len(self.steps)
-                self.steps.append(step)
-                restore_point = self._apply(conn, wal, index, step)
-                lsn = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
-                self.points.append(Point(index, self.model.version, lsn, self.backup_version is not None,
-                                         restore_point))
-                if self.check_each_step:
-                    self.check_against_source(conn, f"step {index} ({step})")
+        conn, wal = self._conn, self._wal
+        for step in steps:
+            index = len(self.steps)
+            self.steps.append(step)
+            restore_point = self._apply(conn, wal, index, step)
+            lsn = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
+            self.points.append(Point(index, self.model.version, lsn, self.backup_version is not None,
+                                     restore_point))
+            if self.check_each_step:
+                self.check_against_source(conn, f"step {index} ({step})")
 
     def mark_backup(self) -> None:
         """The backup was just taken: what follows can be a recovery target."""
@@ -378,7 +395,11 @@ class HistoryRun:
                 raise psycopg.Rollback()
         if not step.commit:
             return
-        commit_lsn = _commit_record_lsn(wal, before_commit, xid)
+        # A transaction that wrote nothing before its commit record commits asynchronously: its record
+        # reaches flushed WAL (all pg_walinspect reads) a moment later. Look it up when targets need it.
+        commit_lsn = _commit_record_lsn(wal, before_commit, xid, wait=False)
+        if not commit_lsn:
+            self._unflushed[len(self.commits)] = before_commit
         committed_at = conn.execute(CAPTURE_SQL["time"], (xid,)).fetchone()[0]
         if committed_at is None:
             raise ModelDiverged(f"No commit timestamp for xid {xid} of step {index}.",
@@ -417,6 +438,10 @@ class HistoryRun:
         """Every recovery target this history offers after the backup, by kind."""
         if self.backup_version is None:
             raise ValueError("mark_backup() first: targets lie after the backup")
+        for index, after in sorted(self._unflushed.items()):
+            commit = self.commits[index]
+            self.commits[index] = replace(commit, lsn=_commit_record_lsn(self._wal, after, commit.xid, wait=True))
+        self._unflushed.clear()
         found: dict[str, list[PlannedTarget]] = {"immediate": [
             PlannedTarget(RecoveryTarget("immediate"), self.backup_version, "the end of the backup")]}
 
@@ -450,17 +475,18 @@ class HistoryRun:
         return found
 
 
-def _commit_record_lsn(wal, after: str, xid: str) -> str:
-    """Where xid's commit record starts, at or after ``after``.
-
-    pg_walinspect reads flushed WAL only, and a transaction that wrote nothing before its commit
-    record commits asynchronously: the WAL writer flushes that record a moment later.
-    """
+def _commit_record_lsn(wal, after: str, xid: str, wait: bool) -> str:
+    """Where xid's commit record starts, at or after ``after``; "" when it is not flushed yet and
+    ``wait`` is false (the WAL writer flushes an asynchronous commit within wal_writer_delay)."""
     def found():
-        row = wal.execute(COMMIT_RECORD_SQL, (after, xid)).fetchone()
-        return row[0] if row else None
-    return wait_until(found, what=f"the commit record of xid {xid} to be flushed", timeout=10, interval=0.05,
-                      tolerate=(psycopg.errors.InvalidParameterValue,))
+        try:
+            row = wal.execute(COMMIT_RECORD_SQL, (after, xid)).fetchone()
+        except psycopg.errors.InvalidParameterValue:  # "cannot accept future start LSN": not flushed
+            return ""
+        return row[0] if row else ""
+    if not wait:
+        return found()
+    return wait_until(found, what=f"the commit record of xid {xid} to be flushed", timeout=10, interval=0.05)
 
 
 @functools.lru_cache(maxsize=1)
@@ -476,32 +502,39 @@ STATEMENTS = st.one_of(
     st.builds(Update, PICKS),
     st.builds(Delete, PICKS),
 )
+STATEMENT_LISTS = st.lists(STATEMENTS, min_size=1, max_size=4).map(tuple)
 TRANSACTIONS = st.builds(
     Transaction,
-    st.lists(STATEMENTS, min_size=1, max_size=4).map(tuple),
+    STATEMENT_LISTS,
     st.integers(0, 3).map(lambda n: n != 3),  # one in four rolls back; shrinks to a commit
 )
-OTHER_STEPS = st.one_of(
-    st.just(RestorePoint()),
-    st.just(SwitchWal()),
-    st.sampled_from((0.0, 0.01, 0.1, 0.3)).map(Pause),
-)
-STEPS = st.one_of(TRANSACTIONS, OTHER_STEPS)
+COMMITTED_TRANSACTIONS = st.builds(Transaction, STATEMENT_LISTS, st.just(True))
+WAL_STEPS = st.one_of(st.just(RestorePoint()), st.just(SwitchWal()))
+PAUSES = st.sampled_from((0.0, 0.01, 0.1, 0.3)).map(Pause)
 
 
 @st.composite
-def histories(draw, max_steps: int = 12, max_before_backup: int = 4) -> History:
-    """A history of 1..max_steps steps, at least one of them after the backup."""
-    steps = tuple(draw(st.lists(STEPS, min_size=1, max_size=max_steps)))
-    backup_at = draw(st.integers(0, min(max_before_backup, len(steps) - 1)))
+def histories(draw, max_steps: int = 12, max_before_backup: int = 4, pauses: bool = True) -> History:
+    """A history of 1..max_steps steps with at least one committed transaction after the backup
+    (so xid and time targets exist; it shrinks to that one transaction)."""
+    steps = st.one_of(TRANSACTIONS, st.one_of(WAL_STEPS, PAUSES) if pauses else WAL_STEPS)
+    before = draw(st.lists(steps, max_size=min(max_before_backup, max_steps - 1)))
+    after = draw(st.lists(steps, max_size=max_steps - len(before) - 1))
+    after.insert(draw(st.integers(0, len(after))), draw(COMMITTED_TRANSACTIONS))
     seed = draw(st.integers(0, 2 ** 16))
-    return History(seed, steps, backup_at)
+    return History(seed, tuple(before + after), len(before))
 
 
 def planned_targets(run: HistoryRun, max_targets: int = 3) -> st.SearchStrategy[list[PlannedTarget]]:
-    """1..max_targets distinct targets of ``run``: a kind first (so every kind is as likely), then one
-    of that kind's targets."""
+    """1..max_targets targets of ``run``, each of another kind (the kinds in a drawn order, so each
+    is as likely to be tested), each one of that kind's targets."""
     by_kind = run.targets()
-    kinds = [kind for kind in ("immediate", "xid", "time", "lsn", "name") if kind in by_kind]
-    one = st.sampled_from(kinds).flatmap(lambda kind: st.sampled_from(by_kind[kind]))
-    return st.lists(one, min_size=1, max_size=max_targets, unique_by=lambda plan: plan.target)
+    # Drawn orders lean towards this one: immediate, the same state in every example, comes last.
+    kinds = [kind for kind in ("xid", "time", "lsn", "name", "immediate") if kind in by_kind]
+
+    @st.composite
+    def plans(draw) -> list[PlannedTarget]:
+        order = draw(st.permutations(kinds))
+        count = draw(st.integers(1, min(max_targets, len(order))))
+        return [draw(st.sampled_from(by_kind[kind])) for kind in order[:count]]
+    return plans()

@@ -24,15 +24,14 @@ LATER_WRITES = (Transaction((Insert(5), Update((0, 1)), Delete((2,)))),)
 @given(history=histories(), data=st.data())
 def test_property_random_history_restores_exactly_at_each_target(source, barman, scratch, history, data):
     scratch.start_over()                           # this example's restores only
-    run = HistoryRun(source, history.seed)         # its own table, emptied: the model starts empty
-    run.apply(history.before_backup)
-    backup = barman.backup()
-    run.mark_backup()
-    run.apply(history.after_backup)
     note(history.describe())
-    plans = data.draw(planned_targets(run), label="targets")
-
-    run.apply(LATER_WRITES)                        # after every target: must NOT survive recovery
+    with HistoryRun(source, history.seed) as run:  # its own table, emptied: the model starts empty
+        run.apply(history.before_backup)
+        backup = barman.backup()
+        run.mark_backup()
+        run.apply(history.after_backup)
+        plans = data.draw(planned_targets(run), label="targets")
+        run.apply(LATER_WRITES)                    # after every target: must NOT survive recovery
     barman.archive_current_wal()
 
     for plan in plans:
@@ -46,9 +45,13 @@ def test_property_random_history_restores_exactly_at_each_target(source, barman,
 def test_property_model_follows_transactions_that_change_nothing(source):
     # Found by the drill: a transaction that wrote nothing before its commit record commits
     # asynchronously, so its record reaches flushed WAL (where pg_walinspect looks) a moment later.
-    run = HistoryRun(source, seed=0)
-    run.apply([Transaction((Update((0,)),)),                  # an empty table: nothing to update
-               Transaction((Insert(2), Delete((0, 1)))),      # rows that never show outside
-               Transaction((Delete((0,)),), commit=False)])
+    with HistoryRun(source, seed=0) as run:
+        run.mark_backup()                                      # no backup: only the bookkeeping counts
+        run.apply([Transaction((Update((0,)),)),              # an empty table: nothing to update
+                   Transaction((Insert(2), Delete((0, 1)))),  # rows that never show outside
+                   Transaction((Delete((0,)),), commit=False)])
+        by_kind = run.targets()
     assert [c.version for c in run.commits] == [1, 2]
+    assert all(c.lsn for c in run.commits), run.commits
+    assert {plan.version for plan in by_kind["xid"]} == {0, 1, 2}
     assert run.model.fingerprint_at(2) == run.model.fingerprint_at(0) == source.fingerprint(run.model.table)

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from harness.fingerprint import combine, fingerprint_of_hashes
 from harness.history import (CommitRecord, Delete, History, HistoryRun, Insert, Pause, PlannedTarget, Point,
-                             RestorePoint, SwitchWal, TableModel, Transaction, Update, histories, version_at)
+                             RestorePoint, SwitchWal, TableModel, Transaction, Update, histories, planned_targets,
+                             version_at)
 from harness.rowdiff import diff_rows
 from harness.targets import RecoveryTarget
 
@@ -147,10 +148,10 @@ def test_steps_describe_themselves():
 
 @settings(database=None, max_examples=200)
 @given(histories())
-def test_histories_have_steps_after_the_backup(history):
+def test_histories_commit_after_the_backup(history):
     assert isinstance(history, History)
     assert 1 <= len(history.steps) <= 12
-    assert len(history.after_backup) >= 1
+    assert any(isinstance(step, Transaction) and step.commit for step in history.after_backup)
     assert history.before_backup + history.after_backup == history.steps
     for step in history.steps:
         if isinstance(step, Transaction):
@@ -203,6 +204,7 @@ def test_history_describes_its_steps_and_the_backup():
 def run_after(commits, points, steps, backup_version):
     run = HistoryRun.__new__(HistoryRun)   # no source: only the bookkeeping is exercised
     run.commits, run.points, run.steps, run.backup_version = commits, points, steps, backup_version
+    run._unflushed = {}
     return run
 
 
@@ -233,3 +235,27 @@ def test_a_commit_time_shared_by_two_commits_is_no_time_target():
     points = [Point(0, 1, "0/3000150", True), Point(1, 2, "0/3000250", True)]
     steps = [Transaction((Insert(1),)), Transaction((Insert(1),))]
     assert "time" not in run_after(commits, points, steps, backup_version=0).targets()
+
+
+def test_planned_targets_draw_distinct_kinds_with_their_versions():
+    steps = [Transaction((Insert(1),)), RestorePoint()]
+    commits = [CommitRecord(1, 0, "700", "0/3000100", "2026-01-01 00:00:01.000000+00:00")]
+    points = [Point(0, 1, "0/3000150", True), Point(1, 1, "0/3000200", True, restore_point="rp")]
+    run = run_after(commits, points, steps, backup_version=0)
+
+    @settings(database=None, max_examples=100)
+    @given(planned_targets(run))
+    def check(plans):
+        assert 1 <= len(plans) <= 3
+        kinds = [plan.target.kind for plan in plans]
+        assert len(set(kinds)) == len(kinds)
+        for plan in plans:
+            assert plan.version == (0 if plan.target.kind == "immediate" or not plan.target.inclusive else 1)
+    check()
+
+
+@settings(database=None, max_examples=100)
+@given(histories(max_steps=5, pauses=False))
+def test_histories_without_pauses(history):
+    assert len(history.steps) <= 5
+    assert not any(isinstance(step, Pause) for step in history.steps)
