@@ -1,0 +1,17 @@
+"""bin/nightly: exit code 2 and a one-line NO VERDICT summary when the stack cannot come up."""
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_no_stack_means_no_verdict(tmp_path):
+    done = subprocess.run([str(ROOT / "bin" / "nightly"), "--pg-bindir", str(tmp_path / "missing"),
+                           "--junitxml", str(tmp_path / "junit.xml"), "--reports-dir", str(tmp_path),
+                           "-k", "full_backup_restores_to_immediate"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    last_line = done.stdout.strip().splitlines()[-1]
+    assert done.returncode == 2, done.stdout[-2000:]
+    assert last_line.startswith("nightly: NO VERDICT"), last_line
+    assert "PostgreSQL server binaries not found" in done.stdout + done.stderr
