@@ -13,6 +13,7 @@ local stack work unchanged.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -138,6 +139,9 @@ class ComposeBarman(Barman):
 
     def start_receive_wal(self) -> None:
         run(["docker", "exec", "-d", self.container, "barman", "receive-wal", self.server], timeout=60)
+        # `exec -d` returns at once; Barman's check sees the process a moment later.
+        wait_until(self.receiver_running, what="receive-wal to run in the barman service", timeout=60,
+                   interval=0.5, evidence=self.evidence)
 
     def receiver_running(self) -> bool:
         # Barman's own view (the image has no procps): its check reports the receive-wal process.
@@ -166,14 +170,18 @@ class ComposeScratch(PostgresServer):
         settings = [arg for key, value in options.items() if key != "archive_mode" for arg in ("-c", f"{key}={value}")]
         self.plan.run("run", "-d", "--no-deps", "--name", self.container, "-e", f"RESTORE_DIR={self.data_dir}",
                       "-p", "127.0.0.1::5432", "scratch", "scratch", *settings, timeout=120)
-        published = run(["docker", "port", self.container, "5432"], timeout=30).stdout.split()[0]
-        self.port = int(published.rsplit(":", 1)[1])
-        self.conn = Connection(self.port, self.conn.passfile)
 
         def accepting():
             if not self.is_running():
                 raise ServerStartFailed(f"The scratch container {self.container} exited while starting.",
                                         details=self.log_excerpt() + "\n" + self.container_logs())
+            if not self.port:
+                done = run(["docker", "port", self.container, "5432"], timeout=30, check=False)
+                published = re.search(r":(\d+)\s*$", done.stdout.splitlines()[0] if done.returncode == 0 else "")
+                if not published:
+                    return False
+                self.port = int(published.group(1))
+                self.conn = Connection(self.port, self.conn.passfile)
             with self.conn.connect():
                 return True
         wait_until(accepting, what=f"scratch container {self.container} to accept connections",
