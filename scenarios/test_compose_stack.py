@@ -50,20 +50,22 @@ def test_scenarios_pass_on_compose_and_leave_nothing(engine, tmp_path):
     assert project_resources(project) == []
 
 
-def test_interrupted_compose_run_leaves_nothing(engine, tmp_path):
-    project = f"pgbvint{uuid.uuid4().hex[:8]}"
-    slow = ("import time\n\ndef test_slow(source, barman, books):\n    books.insert(100)\n"
-            "    barman.backup()\n    time.sleep(300)\n")
-    with open_workdir() as workdir, drill_file("test_slow_drill.py", slow) as drill:
-        proc = start_inner_run(drill, workdir, tmp_path / "reports", "--stack", "compose",
-                               "--compose-project", project)
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and proc.poll() is None:
-            if list(workdir.glob("*/barman/*/meta/*-backup.info")):   # up, and a backup taken
-                break
-            time.sleep(1)
-        assert proc.poll() is None, proc.communicate()[0][-4000:]
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 2, output[-4000:]
+@pytest.mark.parametrize("ending", ["failure", "interrupt"])
+def test_failed_or_interrupted_compose_run_leaves_nothing(engine, ending):
+    project = f"pgbv{ending[:3]}{uuid.uuid4().hex[:8]}"
+    last_line = "assert False, 'deliberate failure'" if ending == "failure" else "time.sleep(300)"
+    drill = ("import time\n\ndef test_drill(source, barman, books):\n    books.insert(100)\n"
+             f"    barman.backup()\n    {last_line}\n")
+    with open_workdir() as workdir, drill_file("test_compose_ending.py", drill) as path:
+        proc = start_inner_run(path, workdir, workdir / "reports", "--stack", "compose", "--compose-project", project)
+        if ending == "interrupt":
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline and proc.poll() is None:
+                if list(workdir.glob("*/barman/*/meta/*-backup.info")):   # up, and a backup taken
+                    break
+                time.sleep(1)
+            assert proc.poll() is None, proc.communicate()[0][-4000:]
+            proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == {"failure": 1, "interrupt": 2}[ending], output[-4000:]
     assert project_resources(project) == [], output[-4000:]
