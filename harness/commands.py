@@ -47,6 +47,9 @@ def run(argv, *, timeout: float = 120, env: dict | None = None, cwd: str | Path 
     except FileNotFoundError:
         raise CommandFailed(argv, None, "", cause=cause or f"Command not found: {argv[0]}.",
                             fix=fix) from None
+    except OSError as exc:  # e.g. permission denied for the user it runs as
+        raise CommandFailed(argv, None, str(exc), cause=cause or f"Could not run {argv[0]}: {exc.strerror}.",
+                            fix=fix) from None
     if check and done.returncode != 0:
         raise CommandFailed(argv, done.returncode, done.stdout, cause=cause, fix=fix)
     return done

