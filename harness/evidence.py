@@ -113,7 +113,7 @@ def render_html(evidence: RunEvidence) -> str:
             f"<td class='num'>{'' if rto is None else f'{rto:.2f}'}</td>"
             f"<td class='num'>{_e(_first(drill, 'rpo_seconds'))}</td>"
             f"<td class='reason'>{_e(drill.reason)}</td></tr>")
-    timed = [(d.nodeid.split("::")[-1], _rto(d), d.outcome) for d in evidence.drills if _rto(d) is not None]
+    timed = [(_short(d.nodeid), _rto(d), d.outcome) for d in evidence.drills if _rto(d) is not None]
     chart = _bar_chart(timed)
     facts_rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts.items())
     kept = "".join(f"<li><code>{_e(path)}</code></li>" for path in evidence.kept) or "<li>none</li>"
@@ -129,6 +129,7 @@ h1 {{ margin-bottom: 0.2em; }}
 table {{ border-collapse: collapse; margin: 1em 0; width: 100%; }}
 th, td {{ border: 1px solid #ccd3dd; padding: 0.35em 0.6em; text-align: left; vertical-align: top; }}
 th {{ background: #eef2f7; }}
+td.name {{ word-break: break-all; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 td.reason {{ font-family: monospace; font-size: 0.85em; white-space: pre-wrap; max-width: 40em; }}
 .badge {{ padding: 0.1em 0.5em; border-radius: 4px; color: #fff; font-weight: 600; }}
@@ -161,6 +162,16 @@ compared the restored books table (row count and checksum) with what the source 
 """
 
 
+def _short(nodeid: str, width: int = 48) -> str:
+    """A chart label: the test's name, shortened in the middle so its parameters stay visible."""
+    name = nodeid.split("::")[-1]
+    if len(name) <= width:
+        return name
+    base, bracket, params = name.partition("[")
+    tail = bracket + params
+    return base[: max(8, width - len(tail) - 1)] + "…" + tail[-(width - 9):]
+
+
 def _bar_chart(timed: list[tuple[str, float, str]]) -> str:
     if not timed:
         return "<p>No drill recovered a backup.</p>"
@@ -173,7 +184,7 @@ def _bar_chart(timed: list[tuple[str, float, str]]) -> str:
         y = index * (bar + gap)
         length = max(2, (width - label - 80) * seconds / top)
         colour = "#1f7a3a" if outcome == "passed" else "#b3261e"
-        parts.append(f"<text x='{label - 8}' y='{y + bar - 4}' text-anchor='end' font-size='12'>{_e(name[:48])}</text>"
+        parts.append(f"<text x='{label - 8}' y='{y + bar - 4}' text-anchor='end' font-size='12'>{_e(name)}</text>"
                      f"<rect x='{label}' y='{y}' width='{length:.1f}' height='{bar}' fill='{colour}'/>"
                      f"<text x='{label + length + 6:.1f}' y='{y + bar - 4}' font-size='12'>{seconds:.2f} s</text>")
     parts.append("</svg>")
