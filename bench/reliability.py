@@ -27,13 +27,15 @@ def one_run(marker: str) -> tuple[Counter, float, list[str]]:
     with tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
         junit = Path(tmp) / "junit.xml"
         started = time.perf_counter()
-        subprocess.run([str(ROOT / ".venv/bin/pytest"), "-p", "no:cacheprovider", "-q", "-m", marker,
-                        "--junitxml", str(junit), "--reports-dir", tmp], cwd=ROOT,
+        # One-token options and an explicit rootdir: a bare path argument would move pytest's rootdir.
+        subprocess.run([str(ROOT / ".venv/bin/pytest"), "-c", str(ROOT / "pytest.ini"), "--rootdir", str(ROOT),
+                        "-p", "no:cacheprovider", "-q", "-m", marker, f"--junitxml={junit}",
+                        f"--reports-dir={tmp}"], cwd=ROOT,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         seconds = time.perf_counter() - started
         outcomes, red = Counter(), []
         if not junit.exists():
-            return Counter({"no verdict": 1}), seconds, ["(no junit written)"]
+            return Counter({"red": 1}), seconds, ["(no verdict: no junit written)"]
         for case in ET.parse(junit).getroot().iter("testcase"):
             bad = case.find("failure") is not None or case.find("error") is not None
             outcomes["red" if bad else ("skipped" if case.find("skipped") is not None else "green")] += 1

@@ -7,8 +7,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_no_stack_means_no_verdict(tmp_path):
-    done = subprocess.run([str(ROOT / "bin" / "nightly"), "--pg-bindir", str(tmp_path / "missing"),
-                           "--junitxml", str(tmp_path / "junit.xml"), "--reports-dir", str(tmp_path),
+    done = subprocess.run([str(ROOT / "bin" / "nightly"), f"--pg-bindir={tmp_path / 'missing'}",
+                           f"--junitxml={tmp_path / 'junit.xml'}", f"--reports-dir={tmp_path}",
                            "-k", "full_backup_restores_to_immediate"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     last_line = done.stdout.strip().splitlines()[-1]
