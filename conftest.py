@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -192,7 +193,9 @@ def compose_plan(request):
     plan = compose.plan(project, base_image, workdir=config.getoption("workdir"), port=config.getoption("source_port"))
     # pytest-docker runs compose through a shell that inherits this environment.
     os.environ.update(plan.env)
-    return plan
+    yield plan
+    if not config.getoption("keep"):
+        shutil.rmtree(plan.run_dir, ignore_errors=True)  # also when the stack never came up
 
 
 @pytest.fixture(scope="session")
