@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import socket
-import sys
 import zlib
 from pathlib import Path
 
