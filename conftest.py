@@ -64,7 +64,8 @@ def pytest_addoption(parser):
     group.addoption("--keep-on-failure", action=argparse.BooleanOptionalAction, default=True,
                     help="copy a failed drill's scratch data dir and logs under reports/kept/ (default: on)")
     group.addoption("--workdir", default=None,
-                    help="where the run directory (data dirs, Barman home, logs) is made (default: system temp dir)")
+                    help="where the run directory (data dirs, Barman home, logs) is made (default: /dev/shm when it "
+                         "is a tmpfs with room to spare, else the system temp dir)")
     group.addoption("--reports-dir", default=str(REPORTS),
                     help="where kept evidence of failed drills goes (default: reports/)")
     group.addoption("--compose-project", default=None,
@@ -154,6 +155,7 @@ def stack(request, record_testsuite_property, pg_bindir):
         server_user=config.getoption("server_user"),
         port=config.getoption("source_port"),
         workdir=config.getoption("workdir"),
+        rows=config.getoption("rows"),
         keep=config.getoption("keep"),
         progress=Progress.for_terminal(),
     )

@@ -110,6 +110,7 @@ def incremental_stack(request, pg_bindir):
         pg_bindir=incremental_bindir(pg_bindir),
         server_user=config.getoption("server_user"),
         workdir=config.getoption("workdir"),
+        rows=config.getoption("rows"),
         keep=config.getoption("keep"),
         progress=Progress.for_terminal(),
     )

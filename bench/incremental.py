@@ -30,7 +30,7 @@ def main(argv=None) -> int:
                         "(default: 10000, the drills' default)")
     parser.add_argument("--repeat", type=int, default=3, help="restores of each kind; the median is reported")
     parser.add_argument("--pg-bindir", default=None, help="PostgreSQL 17+ bin dir (default: newest 17+ installed)")
-    parser.add_argument("--workdir", default=None, help="where the run directory goes (default: system temp)")
+    parser.add_argument("--workdir", default=None, help="where the run directory goes (default: /dev/shm when roomy, else the system temp dir)")
     parser.add_argument("--seed", type=int, default=0, help="data seed (default: 0)")
     args = parser.parse_args(argv)
 

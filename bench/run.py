@@ -71,7 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="drills per side for the overhead figure, interleaved; medians are compared "
                              "(default 3; quick: 1)")
     parser.add_argument("--report", default=str(ROOT / "reports" / "bench.json"), help="where the JSON goes")
-    parser.add_argument("--workdir", default=None, help="where the stack's run directory goes (default: temp dir)")
+    parser.add_argument("--workdir", default=None, help="where the stack's run directory goes (default: /dev/shm when roomy, else the temp dir)")
     parser.add_argument("--pg-bindir", default=os.environ.get("DRILL_PG_BINDIR"), help="PostgreSQL bin dir")
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else FULL
@@ -134,7 +134,8 @@ def main(argv=None) -> int:
 
 def _with_stack(args, progress, say, results: dict, report: dict) -> None:
     say("starting the local stack (source server + Barman streaming)")
-    stack = LocalStack(StackOptions(pg_bindir=args.pg_bindir, workdir=args.workdir, progress=progress))
+    rows = max(args.size_list) + args.fingerprint_rows + args.generation_rows  # the most the run holds at once
+    stack = LocalStack(StackOptions(pg_bindir=args.pg_bindir, workdir=args.workdir, rows=rows, progress=progress))
     bare = None
     try:
         stack.start()

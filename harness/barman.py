@@ -109,6 +109,7 @@ class Barman:
         self.receiver: subprocess.Popen | None = None
         self.newest_archived_commit = ""  # commit time of the newest commit known to be archived
         self.receiver_log = self.home / "receive-wal.log"
+        self._last_backup_done = 0.0  # time.time() when the previous backup returned
 
     @property
     def log_path(self) -> Path:
@@ -247,11 +248,24 @@ class Barman:
         """A new backup: full, or block-level incremental on ``incremental_from`` (a backup id,
         ``latest-full`` or ``latest``; PostgreSQL 17+ with summarize_wal on)."""
         incremental = ["--incremental", incremental_from] if incremental_from else []
+        self._wait_for_a_new_backup_id()
         with self.progress.step(f"barman backup {self.server}"):
-            done = self._with_wal_ticks(["backup", *incremental, "--wait", "--wait-timeout", str(int(timeout)),
-                                         self.server], timeout, "backup")
+            try:
+                done = self._with_wal_ticks(["backup", *incremental, "--wait", "--wait-timeout", str(int(timeout)),
+                                             self.server], timeout, "backup")
+            finally:
+                self._last_backup_done = time.time()
         backup_id = _backup_id_from_output(done.stdout)
         return self.show_backup(backup_id)
+
+    def _wait_for_a_new_backup_id(self) -> None:
+        # A backup id is the second Barman starts it in: a second backup within the same second
+        # gets the same id, and Barman writes it over the first (an incremental erases its own
+        # parent). Starting in a later second than the previous backup returned rules that out,
+        # whatever time zone Barman names the second in.
+        next_second = int(self._last_backup_done) + 1
+        if self._last_backup_done and time.time() < next_second:
+            time.sleep(next_second - time.time())
 
     def show_backup(self, backup_id: str) -> Backup:
         data = self.json("show-backup", self.server, backup_id)
@@ -290,12 +304,15 @@ class Barman:
         listed = self.json("list-backups", self.server).get(self.server, [])
         return sorted(item["backup_id"] for item in listed if isinstance(item, dict) and "backup_id" in item)
 
-    def missing_wal(self, backup: Backup, through_segment: str) -> list[str]:
-        """Segments from the backup's first WAL to ``through_segment`` that are not in the archive.
+    def missing_wal(self, backup: Backup, through_segment: str, archived: list[str] | None = None) -> list[str]:
+        """Segments from the backup's first WAL to ``through_segment`` that are not in the archive
+        (``archived``: a listing the caller has just taken, to spare asking Barman again).
 
         (`barman check-archived-wal-range` does this on barman 3.20+, which needs Python 3.12.)
         """
-        return missing_segments(self.archived_wal_segments(backup.backup_id), backup.begin_wal, through_segment)
+        if archived is None:
+            archived = self.archived_wal_segments(backup.backup_id)
+        return missing_segments(archived, backup.begin_wal, through_segment)
 
     # -- recovery -----------------------------------------------------------------------------
 

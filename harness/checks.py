@@ -132,9 +132,9 @@ def describe_chain(chain: list) -> str:
     return " <- ".join(link.backup_id for link in reversed(chain))
 
 
-def wal_continuity(barman, backup, through_segment: str, log: CheckLog) -> None:
+def wal_continuity(barman, backup, through_segment: str, log: CheckLog, archived: list[str] | None = None) -> None:
     """Every segment from the backup's begin WAL through ``through_segment`` is archived."""
-    missing = barman.missing_wal(backup, through_segment)
+    missing = barman.missing_wal(backup, through_segment, archived)
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         streaming = "" if barman.receiver_running() else " Barman's WAL receiver (receive-wal) is not running."

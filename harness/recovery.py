@@ -128,7 +128,7 @@ def recover(barman: Barman, restore: Restore, chown, timeout: float = 300) -> Re
     checks.verify_backup(barman, backup, log)
     restore.chain = checks.backup_chain(barman, backup, log)  # an incremental's parents, up to its full root
     archived = barman.archived_wal_segments(backup.backup_id)
-    checks.wal_continuity(barman, backup, _last_needed_segment(target, backup, archived), log)
+    checks.wal_continuity(barman, backup, _last_needed_segment(target, backup, archived), log, archived)
 
     t0 = time.monotonic()
     try:

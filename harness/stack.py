@@ -27,6 +27,7 @@ from .progress import QUIET, Progress
 from .recovery import Restore, recover
 from .server import PostgresServer
 from .source import Source
+from .workdir import default_workdir
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVER_NAME = "source"
@@ -37,7 +38,8 @@ class StackOptions:
     pg_bindir: str | None = None
     server_user: str | None = None  # who runs PostgreSQL when the harness runs as root
     port: int | None = None          # source port; a free one when None
-    workdir: str | None = None       # where the run directory goes (the system temp dir by default)
+    workdir: str | None = None       # where the run directory goes (None: harness.workdir chooses)
+    rows: int = 10_000               # about how many rows the run writes, for that choice
     keep: bool = False               # keep the run directory after close()
     progress: Progress = QUIET       # progress lines for long steps (a terminal's, or none)
 
@@ -82,6 +84,8 @@ class LocalStack:
     # -- bring up -----------------------------------------------------------------------------
 
     def start(self) -> "LocalStack":
+        if self.run_dir is not None:  # `with LocalStack(...).start()` must not bring up a second stack
+            return self
         say = self.options.progress.say
         self.pg = find_pg_bindir(self.options.pg_bindir)
         barman_exe = find_barman()
@@ -123,7 +127,11 @@ class LocalStack:
         return self
 
     def _make_run_dir(self) -> None:
-        base = self.options.workdir or tempfile.gettempdir()
+        base = self.options.workdir
+        if base is None:
+            choice = default_workdir(self.options.rows)
+            base = choice.path
+            self.options.progress.say(f"run directory under {base}: {choice.why} (--workdir to choose)")
         if not Path(base).is_dir():
             raise SetupError(f"The work directory {base} does not exist.", "Create it or choose another with --workdir.")
         blocked = unreachable_parent(Path(base), self.run_as)
