@@ -1,14 +1,17 @@
 """A table's fingerprint: row count plus a checksum of its full contents, computed on the server.
 
-Each row's text form (with TimeZone, DateStyle and float digits pinned by the session) is hashed
-with md5; the two 64-bit halves of every hash are summed. The sum streams through the server's
-aggregate (constant memory on both sides, parallel-safe) and does not depend on row order, and
-any changed value in any row changes it.
+Each row is hashed by the server from its column values (``hash_record_extended``: every column
+with its type's own 64-bit hash, so no text is produced), and that row hash is hashed once more:
+the record hash combines columns linearly, and without the second, non-linear step a sum over rows
+would not see two rows swapping a value. The row hashes are summed modulo 2**64. The sum streams
+through the server's aggregate (constant memory on both sides, parallel-safe), does not depend on
+row order, and any changed value in any row changes it (but for a 2**-64 chance).
 
-Cost: md5 runs once per row. A plain subquery would be flattened into the two sums and hash every
-row twice; the set-returning unnest keeps it a step of its own (OFFSET 0 would too, but it makes
-the plan serial). The halves are summed as bigint: the server adds those in 128-bit integers,
-exact and far cheaper than numeric.
+Values are compared as their types compare them: numeric 1.0 and 1.00 hash alike, as they are equal.
+The books tables hold integers, text and timestamps, where equal means identical.
+
+The same ROW_HASH_SQL gives each row's hash to the property model (from the writes' RETURNING) and
+to row diffs, so both agree with the fingerprint by construction.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from typing import Iterable
 from psycopg import sql
 
 MOD = 2 ** 64
+
+# A row's hash, for a row aliased ``t``: a signed 64-bit integer.
+ROW_HASH_SQL = "hashint8extended(hash_record_extended(t, 0), 0)"
 
 
 @dataclass(frozen=True)
@@ -31,37 +37,28 @@ class Fingerprint:
         return f"{self.rows} rows, checksum {self.checksum}"
 
 
-FINGERPRINT_SQL = """
-SELECT count(*),
-       coalesce(sum(h::bit(64)::bigint), 0),
-       coalesce(sum((h << 64)::bit(64)::bigint), 0)
-FROM (SELECT unnest(ARRAY[('x' || md5(t::text))::bit(128)]) AS h FROM {table} AS t) AS hashed
-"""
+FINGERPRINT_SQL = f"SELECT count(*), coalesce(sum({ROW_HASH_SQL}), 0) FROM {{table}} AS t"
 
 
 def fingerprint_query(table: str) -> sql.Composed:
     return sql.SQL(FINGERPRINT_SQL).format(table=sql.Identifier(*table.split(".")))
 
 
-def combine(rows: int, high_sum: int, low_sum: int, table: str) -> Fingerprint:
-    return Fingerprint(table, int(rows), f"{int(high_sum) % MOD:016x}{int(low_sum) % MOD:016x}")
+def combine(rows: int, total: int, table: str) -> Fingerprint:
+    """The fingerprint of ``rows`` rows whose hashes add up to ``total`` (any integer: the
+    server's sum of signed bigints comes back as an exact numeric)."""
+    return Fingerprint(table, int(rows), f"{int(total) % MOD:016x}")
 
 
 def fingerprint(conn, table: str = "books") -> Fingerprint:
     """Fingerprint ``table`` over an open connection (one whose session settings are pinned)."""
-    rows, high, low = conn.execute(fingerprint_query(table)).fetchone()
-    return combine(rows, high, low, table)
+    rows, total = conn.execute(fingerprint_query(table)).fetchone()
+    return combine(rows, total, table)
 
 
-def md5_halves(row_md5: str) -> tuple[int, int]:
-    """The two 64-bit halves of a row's md5, as the server's sum adds them (equal modulo 2**64)."""
-    return int(row_md5[:16], 16), int(row_md5[16:32], 16)
-
-
-def fingerprint_of_hashes(row_md5s: Iterable[str], table: str = "books") -> Fingerprint:
-    """The fingerprint the server computes for a table whose rows hash to ``row_md5s``."""
-    rows = high = low = 0
-    for row_md5 in row_md5s:
-        first, second = md5_halves(row_md5)
-        rows, high, low = rows + 1, high + first, low + second
-    return combine(rows, high, low, table)
+def fingerprint_of_hashes(row_hashes: Iterable[int], table: str = "books") -> Fingerprint:
+    """The fingerprint the server computes for a table whose rows hash to ``row_hashes``."""
+    rows = total = 0
+    for row_hash in row_hashes:
+        rows, total = rows + 1, total + row_hash
+    return combine(rows, total, table)

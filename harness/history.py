@@ -3,7 +3,7 @@
 A history is plain data, so hypothesis can draw and shrink it. ``HistoryRun`` writes it to the
 source one step at a time, into a table of its own (shaped like books, emptied when a run starts,
 so an example neither depends on nor pays for what other drills wrote), and keeps a ``TableModel``
-in step: the table as id -> md5 of the row's text after every committed transaction (the hashes
+in step: the table as id -> the row's hash after every committed transaction (the hashes
 come back from the writes themselves).
 Every recovery target of the history (time, xid, lsn, restore point, immediate) then has an exact
 expectation: a model version, whose fingerprint and rows are known. After each step the model is
@@ -33,7 +33,7 @@ from psycopg import sql
 
 from .books import BookFactory
 from .errors import HarnessError
-from .fingerprint import Fingerprint, combine, fingerprint, md5_halves
+from .fingerprint import ROW_HASH_SQL, Fingerprint, combine, fingerprint
 from .rowdiff import diff_table
 from .targets import CAPTURE_SQL, RecoveryTarget
 from .waiting import wait_until
@@ -143,28 +143,24 @@ class History:
 
 # -- the model --------------------------------------------------------------------------------
 
-Changes = dict  # id -> md5 of the row's new text, or None when the row was deleted
+Changes = dict  # id -> hash of the row's new contents, or None when the row was deleted
 
 
 class TableModel:
-    """A table's rows (id -> md5 of the row's text) at every committed version.
+    """A table's rows (id -> the row's hash, harness.fingerprint.ROW_HASH_SQL) at every committed version.
 
     Version 0 is the table when the model started; each ``commit`` makes the next version.
     Fingerprints are kept per version (incrementally, as the server sums them), rows are rebuilt
     on demand by replaying the changes.
     """
 
-    def __init__(self, rows: Mapping[int, str], table: str = "books"):
+    def __init__(self, rows: Mapping[int, int], table: str = "books"):
         self.table = table
         self._base = dict(rows)
         self.current = dict(rows)
         self.ids = sorted(rows)  # live ids, ascending: picks count back from the newest
         self._changes: list[Changes] = []
-        high = low = 0
-        for row_md5 in rows.values():
-            first, second = md5_halves(row_md5)
-            high, low = high + first, low + second
-        self._sums = [(len(rows), high, low)]
+        self._sums = [(len(rows), sum(rows.values()))]
 
     @property
     def version(self) -> int:
@@ -172,38 +168,36 @@ class TableModel:
 
     def commit(self, changes: Changes) -> int:
         """Apply one committed transaction's changes; returns the new version."""
-        count, high, low = self._sums[-1]
-        for row_id, row_md5 in changes.items():
+        count, total = self._sums[-1]
+        for row_id, row_hash in changes.items():
             old = self.current.get(row_id)
             if old is not None:
-                first, second = md5_halves(old)
-                count, high, low = count - 1, high - first, low - second
-            if row_md5 is None:
+                count, total = count - 1, total - old
+            if row_hash is None:
                 if old is not None:
                     del self.current[row_id]
                     del self.ids[bisect.bisect_left(self.ids, row_id)]
             else:
                 if old is None:
                     bisect.insort(self.ids, row_id)
-                self.current[row_id] = row_md5
-                first, second = md5_halves(row_md5)
-                count, high, low = count + 1, high + first, low + second
+                self.current[row_id] = row_hash
+                count, total = count + 1, total + row_hash
         self._changes.append(dict(changes))
-        self._sums.append((count, high, low))
+        self._sums.append((count, total))
         return self.version
 
     def fingerprint_at(self, version: int) -> Fingerprint:
-        count, high, low = self._sums[version]
-        return combine(count, high, low, self.table)
+        count, total = self._sums[version]
+        return combine(count, total, self.table)
 
-    def rows_at(self, version: int) -> dict[int, str]:
+    def rows_at(self, version: int) -> dict[int, int]:
         rows = dict(self._base)
         for changes in self._changes[:version]:
-            for row_id, row_md5 in changes.items():
-                if row_md5 is None:
+            for row_id, row_hash in changes.items():
+                if row_hash is None:
                     rows.pop(row_id, None)
                 else:
-                    rows[row_id] = row_md5
+                    rows[row_id] = row_hash
         return rows
 
     def pick(self, picks: tuple[int, ...], pending: Changes) -> list[int]:
@@ -300,10 +294,10 @@ HISTORY_TABLE = "history_books"
 CREATE_SQL = "CREATE TABLE IF NOT EXISTS {table} (LIKE books INCLUDING ALL)"
 INSERT_SQL = ("INSERT INTO {table} AS t (category_id, title, author, isbn, year) "
               "SELECT * FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::int[]) "
-              "RETURNING t.id, md5(t::text)")
+              "RETURNING t.id, " + ROW_HASH_SQL)
 UPDATE_SQL = ("UPDATE {table} AS t SET title = v.title, year = v.year "
               "FROM unnest(%s::int[], %s::text[], %s::int[]) AS v(id, title, year) "
-              "WHERE t.id = v.id RETURNING t.id, md5(t::text)")
+              "WHERE t.id = v.id RETURNING t.id, " + ROW_HASH_SQL)
 DELETE_SQL = "DELETE FROM {table} WHERE id = ANY(%s) RETURNING id"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -77,10 +78,10 @@ class Restore:
         with self.server.conn.connect("books_db") as conn:
             return fingerprint(conn, table)
 
-    def assert_matches(self, expected: Fingerprint, rows: Mapping[int, str] | None = None) -> None:
+    def assert_matches(self, expected: Fingerprint, rows: Mapping[int, int] | None = None) -> None:
         """amcheck must find the restored table sound, and it must equal, row count and checksum,
-        what the source held at the target. With the expected ``rows`` (id -> md5 of the row's
-        text), a mismatch also names the first missing, extra and changed ids."""
+        what the source held at the target. With the expected ``rows`` (id -> the row's hash),
+        a mismatch also names the first missing, extra and changed ids."""
         checks.amcheck(self.server, expected.table, self.checks)
         self.expected = expected
         self.actual = self.fingerprint(expected.table)
@@ -95,7 +96,7 @@ class Restore:
                 f"  recovery stop: {self.stop_line}" + self._row_diff(expected.table, rows)))
         self.checks.passed("fingerprint", str(self.actual))
 
-    def _row_diff(self, table: str, rows: Mapping[int, str] | None) -> str:
+    def _row_diff(self, table: str, rows: Mapping[int, int] | None) -> str:
         if rows is None:
             return ""
         with self.server.conn.connect("books_db") as conn:
@@ -125,9 +126,12 @@ def recover(barman: Barman, restore: Restore, chown, timeout: float = 300) -> Re
     backup, target, scratch, log = restore.backup, restore.target, restore.server, restore.checks
     restore.newest_archived_commit = barman.newest_archived_commit
     checks.backup_metadata(barman, backup, log)
-    checks.verify_backup(barman, backup, log)
-    restore.chain = checks.backup_chain(barman, backup, log)  # an incremental's parents, up to its full root
-    archived = barman.archived_wal_segments(backup.backup_id)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Listing the archive is read-only and independent of verify-backup: it runs meanwhile.
+        listing = pool.submit(barman.archived_wal_segments, backup.backup_id)
+        checks.verify_backup(barman, backup, log)
+        restore.chain = checks.backup_chain(barman, backup, log)  # an incremental's parents, up to its full root
+        archived = listing.result()
     checks.wal_continuity(barman, backup, _last_needed_segment(target, backup, archived), log, archived)
 
     t0 = time.monotonic()

@@ -1,6 +1,6 @@
 """Row-level differences between a table on a server and the rows a model expects.
 
-Rows are compared by id and by the md5 of the row's text (the same hash the fingerprint sums), so
+Rows are compared by id and by the row's hash (the one the fingerprint sums), so
 a diff names the first ids that are missing, extra or changed. The server's side is streamed in
 id order: memory stays bounded by the model, whatever the table's size.
 """
@@ -12,7 +12,9 @@ from typing import Iterable, Iterator, Mapping
 
 from psycopg import sql
 
-ROW_HASHES_SQL = "SELECT id, md5(t::text) FROM {table} AS t ORDER BY id"
+from .fingerprint import ROW_HASH_SQL
+
+ROW_HASHES_SQL = f"SELECT id, {ROW_HASH_SQL} FROM {{table}} AS t ORDER BY id"
 
 
 @dataclass
@@ -47,17 +49,17 @@ class RowDiff:
         return "row diff: " + "; ".join(parts)
 
 
-def diff_rows(actual: Iterable[tuple[int, str]], expected: Mapping[int, str], limit: int = 10) -> RowDiff:
-    """Compare ``actual`` (id, md5) pairs in ascending id order with ``expected`` (id -> md5)."""
+def diff_rows(actual: Iterable[tuple[int, int]], expected: Mapping[int, int], limit: int = 10) -> RowDiff:
+    """Compare ``actual`` (id, row hash) pairs in ascending id order with ``expected`` (id -> row hash)."""
     diff = RowDiff(limit)
     wanted = iter(sorted(expected.items()))
     want = next(wanted, None)
-    for row_id, row_md5 in actual:
+    for row_id, row_hash in actual:
         while want is not None and want[0] < row_id:
             diff.add("missing", want[0])
             want = next(wanted, None)
         if want is not None and want[0] == row_id:
-            if want[1] != row_md5:
+            if want[1] != row_hash:
                 diff.add("changed", row_id)
             want = next(wanted, None)
         else:
@@ -68,12 +70,12 @@ def diff_rows(actual: Iterable[tuple[int, str]], expected: Mapping[int, str], li
     return diff
 
 
-def row_hashes(conn, table: str = "books") -> Iterator[tuple[int, str]]:
-    """(id, md5 of the row's text) of every row, in id order, streamed from the server."""
+def row_hashes(conn, table: str = "books") -> Iterator[tuple[int, int]]:
+    """(id, row hash) of every row, in id order, streamed from the server."""
     query = sql.SQL(ROW_HASHES_SQL).format(table=sql.Identifier(*table.split(".")))
     yield from conn.cursor().stream(query)
 
 
-def diff_table(conn, expected: Mapping[int, str], table: str = "books", limit: int = 10) -> RowDiff:
+def diff_table(conn, expected: Mapping[int, int], table: str = "books", limit: int = 10) -> RowDiff:
     """How ``table`` on the server behind ``conn`` differs from ``expected``, row by row."""
     return diff_rows(row_hashes(conn, table), expected, limit)
