@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.barman import RECOVER_JOBS
 from harness.ports import free_port
 
 TICK_SQL = "SELECT pg_logical_emit_message(false, 'bench', 'tick')"
@@ -76,7 +77,7 @@ class BareDrill:
     def recover_only(self, xid: str, backup_id: str, home: Path, timeout: float = 600) -> float:
         """Just `barman recover` of ``backup_id`` to ``xid`` into ``home``/data: seconds."""
         started = time.perf_counter()
-        self.run([*self.barman, "recover", "--target-xid", xid, "--target-action", "promote", self.server,
+        self.run([*self.barman, "recover", "--jobs", str(RECOVER_JOBS), "--target-xid", xid, "--target-action", "promote", self.server,
                   backup_id, home / "data"], timeout)
         return time.perf_counter() - started
 
@@ -85,7 +86,7 @@ class BareDrill:
         wait until it has promoted."""
         data, log, port = home / "data", home / "postgres.log", free_port()
         t0 = time.perf_counter()
-        self.run([*self.barman, "recover", "--target-xid", xid, "--target-action", "promote", self.server,
+        self.run([*self.barman, "recover", "--jobs", str(RECOVER_JOBS), "--target-xid", xid, "--target-action", "promote", self.server,
                   "latest", data], timeout)
         if self.owner:
             self.run(["chown", "-R", f"{self.owner}:", data], timeout)

