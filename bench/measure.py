@@ -295,6 +295,11 @@ def growth_drill(stack, books, bare: BareDrill, rows: int, say: Say) -> dict:
     subprocess.run(["cp", "-a", str(backup_dir), str(copy)], check=True)
     cp_seconds = time.perf_counter() - started
     shutil.rmtree(copy, ignore_errors=True)
+    say("growth: rsync -a of the backup dir (the copy tool barman recover runs)")
+    started = time.perf_counter()
+    subprocess.run(["rsync", "-a", f"{backup_dir}/", str(copy)], check=True)
+    rsync_seconds = time.perf_counter() - started
+    shutil.rmtree(copy, ignore_errors=True)
     say("growth: bare barman recover of the same backup")
     home = bare.prepare(f"bare-growth-{rows}")
     try:
@@ -310,6 +315,7 @@ def growth_drill(stack, books, bare: BareDrill, rows: int, say: Say) -> dict:
             "recovery_mib_per_s": size / 2**20 / recovery, "cp_mib_per_s": size / 2**20 / cp_seconds,
             "recovery_vs_cp": cp_seconds / recovery, "recover_step_vs_cp": cp_seconds / restore.recover_seconds,
             "bare_barman_recover_seconds": bare_recover_seconds, "bare_barman_recover_vs_cp": cp_seconds / bare_recover_seconds,
+            "rsync_seconds": rsync_seconds, "rsync_vs_cp": cp_seconds / rsync_seconds,
             "source_fingerprint_seconds": timings["source_fingerprint_seconds"], "verify_seconds": verify_seconds,
             "total_drill_seconds": total_seconds, "verified": True}
 

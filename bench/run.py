@@ -266,7 +266,7 @@ def render(report: dict, path: Path) -> str:
 
     if results.get("growth"):
         growth = [("rows", "backup MiB", "load s", "backup s", "checks s", "recovery s", "cp -a s",
-                   "recovery/cp", "goal >= 0.5x", "bare recover/cp", "fingerprints s", "drill s")]
+                   "recovery/cp", "goal >= 0.5x", "bare recover/cp", "rsync/cp", "fingerprints s", "drill s")]
         for item in results["growth"]:
             met = goal.get(f"recovery throughput / cp -a at {item['rows']:,} rows")
             growth.append((f"{item['rows']:,}", f"{item['backup_bytes'] / 2**20:,.0f}", f"{item['load_seconds']:.1f}",
@@ -274,10 +274,12 @@ def render(report: dict, path: Path) -> str:
                            f"{item['recovery_seconds']:.2f}", f"{item['cp_seconds']:.2f}",
                            f"{item['recovery_vs_cp']:.2f}x", "yes" if met and met["met"] else "NO",
                            f"{item['bare_barman_recover_vs_cp']:.2f}x",
+                           f"{item['rsync_vs_cp']:.2f}x" if "rsync_vs_cp" in item else "",
                            f"{item['source_fingerprint_seconds']:.1f} + {item['verify_seconds']:.1f}",
                            f"{item['total_drill_seconds']:.1f}"))
         lines.append("\ngrowth (recovery = barman recover + start + reach target; checks = the harness's "
-                     "pre-flight checks;\n bare recover/cp = `barman recover` alone of the same backup vs cp -a; "
+                     "pre-flight checks;\n bare recover/cp = `barman recover` alone of the same backup vs cp -a; rsync/cp = "
+                     "`rsync -a` of it (the copy tool barman recover runs) vs cp -a;\n "
                      "fingerprints = source at the target + amcheck and\n fingerprint of the restore; drill = backup "
                      "to verified restore)")
         lines.append(_columns(growth))

@@ -11,6 +11,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness.workdir import default_workdir
+
 ROOT = Path(__file__).resolve().parent.parent
 INNER_DRILLS = ROOT / ".inner-drills"
 INNER_DRILLS.mkdir(exist_ok=True)
@@ -31,8 +33,9 @@ def drill_file(name: str, text: str):
 
 @contextmanager
 def open_workdir():
-    """A work dir under the system temp dir: pytest's own tmp dirs are closed to the server user."""
-    path = Path(tempfile.mkdtemp(prefix="inner-run-"))
+    """A work dir where a run without --workdir would go (pytest's own tmp dirs are closed to the
+    server user)."""
+    path = Path(tempfile.mkdtemp(prefix="inner-run-", dir=default_workdir(rows=10_000).path))
     os.chmod(path, 0o755)
     try:
         yield path
