@@ -22,13 +22,13 @@ from hypothesis import HealthCheck, is_hypothesis_test
 from hypothesis import settings as hypothesis_settings
 
 from harness import __version__
-from harness import compose
+from harness.stacks import compose
 from harness.errors import HarnessError, SetupError
-from harness.redact import redact, redact_tree
-from harness.evidence import DrillResult, RunEvidence, utc_stamp, write_html, write_json
-from harness.progress import Progress
-from harness.scratch import Scratch
-from harness.stack import LocalStack, StackOptions
+from harness.process.redact import redact, redact_tree
+from harness.evidence.report import DrillResult, RunEvidence, utc_stamp, write_html, write_json
+from harness.process.progress import Progress
+from harness.drill.scratch import Scratch
+from harness.stacks.local import LocalStack, StackOptions
 
 # --pg-versions, the pg_bindir fixture, postgresql_version per drill, the incremental drills' stack.
 pytest_plugins = ["pgversions_plugin"]

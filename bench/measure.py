@@ -19,9 +19,9 @@ from typing import Callable
 
 from psycopg import sql
 
-from harness.books import Books
-from harness.fingerprint import fingerprint
-from harness.scratch import Scratch
+from harness.drill.books import Books
+from harness.drill.fingerprint import fingerprint
+from harness.drill.scratch import Scratch
 
 from .bare import BareDrill
 from .seed_writer import write_seed_style

@@ -32,8 +32,8 @@ from bench import measure  # noqa: E402
 from bench.bare import BareDrill  # noqa: E402
 from bench.chart import write_chart  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
-from harness.progress import Progress  # noqa: E402
-from harness.stack import LocalStack, StackOptions  # noqa: E402
+from harness.process.progress import Progress  # noqa: E402
+from harness.stacks.local import LocalStack, StackOptions  # noqa: E402
 
 SECTIONS = ("generation", "fingerprint", "overhead", "growth", "pytest")
 FULL = {"generation_rows": 100_000, "fingerprint_rows": 1_000_000, "sizes": "10k,100k,1M,5M", "repeats": 3}

@@ -11,7 +11,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.workdir import default_workdir
+from harness.stacks.workdir import default_workdir
 
 ROOT = Path(__file__).resolve().parent.parent
 INNER_DRILLS = ROOT / ".inner-drills"

@@ -15,7 +15,7 @@ DRILL = '''
 import os
 from pathlib import Path
 import time
-from harness.targets import RecoveryTarget
+from harness.drill.targets import RecoveryTarget
 
 def test_small_drill(source, barman, books, scratch):
     books.insert(200)

@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from harness import compose
-from harness.compose import EngineUnavailable
+from harness.stacks import compose
+from harness.stacks.compose import EngineUnavailable
 from support import ROOT, drill_file, open_workdir, start_inner_run
 
 SCENARIOS = ["test_full_backup.py", "test_pitr.py", "test_two_backups.py", "test_wal_streaming.py",

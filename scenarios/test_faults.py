@@ -6,9 +6,9 @@ usual and asserts both that it failed and that the message names the injected ca
 
 import pytest
 
-from harness import faults
+from harness.drill import faults
 from harness.errors import RecoveryFailed, TargetRefused, VerificationFailed
-from harness.wal import segment_number, segment_of
+from harness.postgres.wal import segment_number, segment_of
 
 pytestmark = pytest.mark.faults
 

@@ -7,7 +7,7 @@ would not see), a row more or less; and it must not depend on where rows physica
 
 from psycopg import sql
 
-from harness.fingerprint import fingerprint
+from harness.drill.fingerprint import fingerprint
 
 PROBE = "fingerprint_probe"
 

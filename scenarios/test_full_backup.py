@@ -1,6 +1,6 @@
 """A full backup restores, on its own, to exactly what the source held when it was taken."""
 
-from harness.targets import RecoveryTarget
+from harness.drill.targets import RecoveryTarget
 
 
 def test_full_backup_restores_to_immediate(source, barman, books, scratch, rows):

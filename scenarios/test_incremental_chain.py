@@ -11,10 +11,11 @@ import zlib
 
 import pytest
 
-from harness import checks, faults
-from harness.checks import describe_chain
+from harness.checks import preflight as checks
+from harness.drill import faults
+from harness.checks.preflight import describe_chain
 from harness.errors import VerificationFailed
-from harness.incremental import build_chain, chain_shape
+from harness.drill.incremental import build_chain, chain_shape
 
 pytestmark = pytest.mark.incremental
 

@@ -13,7 +13,7 @@ from junitparser import JUnitXml, Properties
 from support import drill_file, open_workdir, start_inner_run
 
 DRILLS = '''
-from harness.targets import RecoveryTarget
+from harness.drill.targets import RecoveryTarget
 
 def test_exact_restore(source, barman, books, scratch):
     books.insert(300)

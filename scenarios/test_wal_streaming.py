@@ -1,6 +1,6 @@
 """Barman streams the source's WAL over its replication slot, and the archive has no gaps."""
 
-from harness.wal import lsn_to_int, segment_of
+from harness.postgres.wal import lsn_to_int, segment_of
 
 
 def test_wal_streams_over_the_slot_and_archive_is_complete(source, barman, books, rows):

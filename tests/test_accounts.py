@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from harness.accounts import ROLES, Credentials
+from harness.process.accounts import ROLES, Credentials
 
 
 @pytest.fixture

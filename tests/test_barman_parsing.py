@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.barman import CheckResult, _backup_id_from_output, parse_check_json, render_config
+from harness.barman.driver import CheckResult, _backup_id_from_output, parse_check_json, render_config
 from harness.errors import HarnessError
 
 CONNINFO = "host=127.0.0.1 port=54321 user=barman dbname=postgres passfile=/run/pgbv/passfile connect_timeout=5"

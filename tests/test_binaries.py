@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.binaries import SERVER_TOOLS, PgBin, _version_key, find_barman, find_pg_bindir, require_rsync
+from harness.postgres.binaries import SERVER_TOOLS, PgBin, _version_key, find_barman, find_pg_bindir, require_rsync
 from harness.errors import SetupError
 
 

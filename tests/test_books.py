@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.books import COLUMNS, BookFactory, _copy_escape
+from harness.drill.books import COLUMNS, BookFactory, _copy_escape
 
 
 def isbn13_valid(isbn: str) -> bool:

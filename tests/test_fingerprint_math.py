@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.fingerprint import MOD, Fingerprint, combine, fingerprint_of_hashes, fingerprint_query
+from harness.drill.fingerprint import MOD, Fingerprint, combine, fingerprint_of_hashes, fingerprint_query
 
 HEX16 = set("0123456789abcdef")
 

@@ -5,12 +5,12 @@ import hashlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.fingerprint import combine, fingerprint_of_hashes
-from harness.history import (CommitRecord, Delete, History, HistoryRun, Insert, Pause, PlannedTarget, Point,
+from harness.drill.fingerprint import combine, fingerprint_of_hashes
+from harness.history.run import (CommitRecord, Delete, History, HistoryRun, Insert, Pause, PlannedTarget, Point,
                              RestorePoint, SwitchWal, TableModel, Transaction, Update, histories, planned_targets,
                              version_at)
-from harness.rowdiff import diff_rows
-from harness.targets import RecoveryTarget
+from harness.drill.rowdiff import diff_rows
+from harness.drill.targets import RecoveryTarget
 
 
 def md5(text: str) -> int:

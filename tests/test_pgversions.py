@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 
 import pgversions_plugin
-from harness import pgversions
-from harness.binaries import SERVER_TOOLS
-from harness.faults import incremental_file_of
-from harness.incremental import ChainShape, LinkShape
-from harness.stack import SOURCE_SETTINGS, source_settings
+from harness.postgres import versions as pgversions
+from harness.postgres.binaries import SERVER_TOOLS
+from harness.drill.faults import incremental_file_of
+from harness.drill.incremental import ChainShape, LinkShape
+from harness.stacks.local import SOURCE_SETTINGS, source_settings
 
 
 def fake_bindir(root: Path, version: str, tools=SERVER_TOOLS) -> Path:

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from harness.targets import KINDS, RecoveryTarget
+from harness.drill.targets import KINDS, RecoveryTarget
 
 TS = "2026-11-26 11:45:37.517915+00"
 LOG = "2026-11-26 11:46:02.114 UTC [4242] LOG:  "

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from harness.errors import HarnessError
-from harness.waiting import WaitTimedOut, wait_until
+from harness.process.waiting import WaitTimedOut, wait_until
 
 
 class Sequence:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.wal import SEGMENT_SIZE, lsn_to_int, missing_segments, segment_name, segment_number, segment_of
+from harness.postgres.wal import SEGMENT_SIZE, lsn_to_int, missing_segments, segment_name, segment_number, segment_of
 
 PER_XLOGID = 0x100000000 // SEGMENT_SIZE  # 256 segments of 16 MB per xlogid
 
