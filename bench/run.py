@@ -24,16 +24,13 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import measure
+from bare import BareDrill
+from chart import write_chart
+from harness import DrillConfig, HarnessError, make_stack
+from harness.process.progress import Progress
 
-from bench import measure  # noqa: E402
-from bench.bare import BareDrill  # noqa: E402
-from bench.chart import write_chart  # noqa: E402
-from harness.errors import HarnessError  # noqa: E402
-from harness.process.progress import Progress  # noqa: E402
-from harness.stacks.local import LocalStack, StackOptions  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent  # reports/ and the scenarios of this checkout
 
 SECTIONS = ("generation", "fingerprint", "overhead", "growth", "pytest")
 FULL = {"generation_rows": 100_000, "fingerprint_rows": 1_000_000, "sizes": "10k,100k,1M,5M", "repeats": 3}
@@ -135,7 +132,8 @@ def main(argv=None) -> int:
 def _with_stack(args, progress, say, results: dict, report: dict) -> None:
     say("starting the local stack (source server + Barman streaming)")
     rows = max(args.size_list) + args.fingerprint_rows + args.generation_rows  # the most the run holds at once
-    stack = LocalStack(StackOptions(pg_bindir=args.pg_bindir, workdir=args.workdir, rows=rows, progress=progress))
+    stack = make_stack(DrillConfig(pg_bindir=args.pg_bindir, workdir=args.workdir, rows=rows,
+                                   progress=progress.enabled))
     bare = None
     try:
         stack.start()

@@ -1,7 +1,9 @@
-"""Nothing the harness starts outlives a run: after a pass, a failure and Ctrl-C.
+"""Nothing the harness starts outlives a run: after a pass, a failure, Ctrl-C and SIGKILL.
 
 Each case runs a small drill in its own pytest process with its own work dir, then looks for
-any process whose command line names that dir and for anything left in it.
+any process whose command line names that dir and for anything left in it. A run killed with
+SIGKILL (a CI job timeout, the OOM killer) cannot clean up itself: its watchdog does, within
+seconds.
 """
 
 import signal
@@ -31,7 +33,9 @@ ENDINGS = {
     "pass": "pass",
     "failure": "assert False, 'deliberate failure'",
     "interrupt": "time.sleep(120)",
+    "sigkill": "time.sleep(120)",
 }
+RETURN_CODES = {"pass": 0, "failure": 1, "interrupt": 2, "sigkill": -signal.SIGKILL}
 
 
 @pytest.fixture
@@ -46,18 +50,21 @@ def test_run_leaves_nothing_behind(tmp_path, workdir, ending):
     marker = tmp_path / "recovered"
     with drill_file("test_inner_drill.py", DRILL.replace("ENDING", ENDINGS[ending])) as drill:
         proc = start_inner_run(drill, workdir, reports, env={"DRILL_MARKER": str(marker)})
-        if ending == "interrupt":
+        if ending in ("interrupt", "sigkill"):
             deadline = time.monotonic() + 120
             while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert marker.exists(), "the inner drill never reached its recovery"
             assert processes_naming(workdir), "the stack should be running while the drill sleeps"
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGINT if ending == "interrupt" else signal.SIGKILL)
         output, _ = proc.communicate(timeout=180)
 
-    expected_rc = {"pass": 0, "failure": 1, "interrupt": 2}[ending]
-    assert proc.returncode == expected_rc, output
+    assert proc.returncode == RETURN_CODES[ending], output
     assert marker.exists(), output
+    if ending == "sigkill":   # the watchdog reaps what the killed run left: give it a deadline
+        deadline = time.monotonic() + 30
+        while (processes_naming(workdir) or list(workdir.iterdir())) and time.monotonic() < deadline:
+            time.sleep(0.5)
     assert processes_naming(workdir) == [], output
     assert list(workdir.iterdir()) == [], f"left in the work dir: {list(workdir.iterdir())}"
     kept = list((reports / "kept").glob("*")) if (reports / "kept").exists() else []

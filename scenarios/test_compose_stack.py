@@ -50,7 +50,7 @@ def test_scenarios_pass_on_compose_and_leave_nothing(engine, tmp_path):
     assert project_resources(project) == []
 
 
-@pytest.mark.parametrize("ending", ["failure", "interrupt"])
+@pytest.mark.parametrize("ending", ["failure", "interrupt", "sigkill"])
 def test_failed_or_interrupted_compose_run_leaves_nothing(engine, ending):
     project = f"pgbv{ending[:3]}{uuid.uuid4().hex[:8]}"
     last_line = "assert False, 'deliberate failure'" if ending == "failure" else "time.sleep(300)"
@@ -58,14 +58,19 @@ def test_failed_or_interrupted_compose_run_leaves_nothing(engine, ending):
              f"    barman.backup()\n    {last_line}\n")
     with open_workdir() as workdir, drill_file("test_compose_ending.py", drill) as path:
         proc = start_inner_run(path, workdir, workdir / "reports", "--stack", "compose", "--compose-project", project)
-        if ending == "interrupt":
+        if ending in ("interrupt", "sigkill"):
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline and proc.poll() is None:
                 if list(workdir.glob("*/barman/*/meta/*-backup.info")):   # up, and a backup taken
                     break
                 time.sleep(1)
             assert proc.poll() is None, proc.communicate()[0][-4000:]
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGINT if ending == "interrupt" else signal.SIGKILL)
         output, _ = proc.communicate(timeout=600)
-    assert proc.returncode == {"failure": 1, "interrupt": 2}[ending], output[-4000:]
+        if ending == "sigkill":   # nothing ran the run's own cleanup: its watchdog removes the project by label
+            deadline = time.monotonic() + 90
+            while (project_resources(project) or list(workdir.glob("pgbv-compose-*"))) and time.monotonic() < deadline:
+                time.sleep(1)
+            assert not list(workdir.glob("pgbv-compose-*")), "the killed run's directory was left behind"
+    assert proc.returncode == {"failure": 1, "interrupt": 2, "sigkill": -signal.SIGKILL}[ending], output[-4000:]
     assert project_resources(project) == [], output[-4000:]

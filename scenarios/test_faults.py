@@ -14,7 +14,7 @@ pytestmark = pytest.mark.faults
 
 
 @pytest.fixture
-def chain(source, barman, books, rows):
+def segment_between(source, barman, books, rows):
     """A backup, an archived segment strictly between it and an xid target, later writes archived."""
     books.insert(rows)
     backup = barman.backup()
@@ -30,8 +30,8 @@ def chain(source, barman, books, rows):
     return backup, middle, target, expected
 
 
-def test_deleted_wal_segment_is_named(barman, scratch, chain):
-    backup, middle, target, _ = chain
+def test_deleted_wal_segment_is_named(barman, scratch, segment_between):
+    backup, middle, target, _ = segment_between
     with faults.wal_segment_deleted(barman, middle):
         with pytest.raises(VerificationFailed, match="missing segment") as red:
             scratch.recover(backup, target)
@@ -82,12 +82,12 @@ def test_target_before_backup_end_is_refused(source, barman, books, scratch):
 
 
 @pytest.mark.parametrize("damage", ["deleted", "zeroed"])
-def test_latest_over_wal_gap_is_noticed(barman, scratch, chain, damage):
-    backup, middle, _, _ = chain
+def test_latest_over_wal_gap_is_noticed(source, barman, scratch, segment_between, damage):
+    backup, middle, _, _ = segment_between
     fault = faults.wal_segment_deleted if damage == "deleted" else faults.wal_segment_zeroed
     with fault(barman, middle):
         with pytest.raises(VerificationFailed) as red:
-            scratch.recover(backup, barman.source.capture_target("latest"))
+            scratch.recover(backup, source.capture_target("latest"))
     message = str(red.value)
     assert middle in message
     if damage == "zeroed":   # the listing is intact: only the redo end vs the archive shows it

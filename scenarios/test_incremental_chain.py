@@ -7,39 +7,28 @@ restores an incremental by combining it with every parent (pg_combinebackup): th
 full backup's link is restored from 1 backup, the next from 2, the last from 3.
 """
 
-import zlib
-
 import pytest
 
-from harness.checks import preflight as checks
+from harness.checks import preflight
 from harness.drill import faults
 from harness.checks.preflight import describe_chain
 from harness.errors import VerificationFailed
 from harness.drill.incremental import build_chain, chain_shape
+from harness.plugin.factories import stack_fixture
+from harness.plugin.fixtures import data_seed_for
+from harness.postgres.versions import INCREMENTAL_MIN_MAJOR
 
 pytestmark = pytest.mark.incremental
 
 
-# This module's own stack (PostgreSQL 17+, its own Barman catalogue): see pgversions_plugin.py.
-@pytest.fixture(scope="module")
-def stack(incremental_stack):
-    return incremental_stack
+# This module's own stack, on PostgreSQL 17+: its Barman catalogue holds only this chain, so
+# `latest-full` and `latest` name the chain's backups, and damaging a link touches no other drill.
+stack = stack_fixture(min_pg_major=INCREMENTAL_MIN_MAJOR, scope="module", kinds=("local",))
 
 
 @pytest.fixture(scope="module")
-def source(stack):
-    return stack.source
-
-
-@pytest.fixture(scope="module")
-def barman(stack):
-    return stack.barman
-
-
-@pytest.fixture(scope="module")
-def chain(request, source, barman):
-    seed = zlib.crc32(f"{request.config.getoption('data_seed')}:{request.node.nodeid}".encode())
-    return build_chain(source, barman, source.books(seed), request.config.getoption("rows"))
+def chain(request, source, barman, rows):
+    return build_chain(source, barman, source.books(data_seed_for(request.config, request.node.nodeid)), rows)
 
 
 @pytest.mark.pitr
@@ -53,7 +42,7 @@ def test_pitr_inside_each_link_restores_exact_state(chain, scratch, position):
 
 def test_every_backup_of_the_chain_passes_verify_backup(barman, chain, record_property):
     for backup in chain.backups:
-        problem = checks.verify_backup_problem(barman, backup.backup_id)
+        problem = preflight.verify_backup_problem(barman, backup.backup_id)
         assert problem is None, problem.render()
         record_property(f"verify_backup_{backup.backup_type}_{backup.backup_id}", "passed")
 
@@ -67,7 +56,7 @@ def test_chain_links_each_backup_to_its_parent_and_root(barman, chain, record_pr
         "incremental", first.backup_id, full.backup_id), "`--incremental latest` must build on the first"
 
     shape = chain_shape(barman, chain.backups)
-    for name, value in shape.evidence().items():
+    for name, value in shape.properties().items():
         record_property(name, value)
     for link in shape.links[1:]:
         assert link.stored_bytes < shape.full_bytes, f"incremental {link.backup_id} is not smaller than the full"
@@ -78,14 +67,14 @@ def test_changed_byte_in_middle_incremental_is_named(source, barman, chain, scra
     full, middle, last = chain.backups
     incremental_file = faults.incremental_file_of(faults.heap_file_of(source, "books"))
     with faults.incremental_file_changed(barman, middle, faults.heap_file_of(source, "books")):
-        damaged = checks.verify_backup_problem(barman, middle.backup_id)
+        damaged = preflight.verify_backup_problem(barman, middle.backup_id)
         with pytest.raises(VerificationFailed, match="chain is broken") as red:
             scratch.recover(last, chain.links[2].target)
     assert damaged is not None and f'checksum mismatch for file "{incremental_file}"' in damaged.cause
     assert middle.backup_id in damaged.cause
     # Restoring the newest backup names the damaged parent and its file, before any recovery runs.
     assert middle.backup_id in str(red.value) and incremental_file in str(red.value)
-    assert checks.verify_backup_problem(barman, middle.backup_id) is None, "the fault must be undone"
+    assert preflight.verify_backup_problem(barman, middle.backup_id) is None, "the fault must be undone"
 
 
 @pytest.mark.faults

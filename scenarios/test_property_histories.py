@@ -13,7 +13,8 @@ import pytest
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 
-from harness.history.run import Delete, HistoryRun, Insert, Transaction, Update, histories, planned_targets
+from harness.history import Delete, HistoryRun, Insert, Transaction, Update
+from harness.plugin.strategies import histories, planned_targets
 
 # Written after every target and archived: a restore that replayed too far would hold it.
 LATER_WRITES = (Transaction((Insert(5), Update((0, 1)), Delete((2,)))),)

@@ -10,7 +10,8 @@ it on down to those two steps.
 import pytest
 from hypothesis import HealthCheck, find, settings
 
-from harness.history.run import History, HistoryRun, Insert, RestorePoint, Transaction, histories
+from harness.history import History, HistoryRun, Insert, RestorePoint, Transaction
+from harness.plugin.strategies import histories
 
 SHRINK_SETTINGS = settings(max_examples=50, derandomize=True, database=None, deadline=None,
                            suppress_health_check=list(HealthCheck))

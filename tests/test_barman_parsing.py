@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.barman.driver import CheckResult, _backup_id_from_output, parse_check_json, render_config
+from harness.barman.catalog import CheckResult, backup_id_from_output, parse_check_json
+from harness.barman.config import render_config
 from harness.errors import HarnessError
 
 CONNINFO = "host=127.0.0.1 port=54321 user=barman dbname=postgres passfile=/run/pgbv/passfile connect_timeout=5"
@@ -139,18 +140,18 @@ Backup completed (start time: 2026-11-26 11:45:01.123456, elapsed time: 2 second
 """
 
 
-def test_backup_id_from_output():
-    assert _backup_id_from_output(OUTPUT) == "20261126T114501"
+def testbackup_id_from_output():
+    assert backup_id_from_output(OUTPUT) == "20261126T114501"
 
 
 def test_backup_id_with_trailing_slash_and_whitespace():
     text = "WARNING: something\nStarting backup using postgres method for server s in /b/s/base/20260101T000000/  \n"
-    assert _backup_id_from_output(text) == "20260101T000000"
+    assert backup_id_from_output(text) == "20260101T000000"
 
 
 def test_backup_id_missing_raises_with_output_as_details():
     text = "ERROR: Impossible to start the backup. Check the log for more details."
     with pytest.raises(HarnessError) as info:
-        _backup_id_from_output(text)
+        backup_id_from_output(text)
     assert "backup's id" in info.value.cause
     assert text in info.value.details

@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.drill.fingerprint import combine, fingerprint_of_hashes
-from harness.history.run import (CommitRecord, Delete, History, HistoryRun, Insert, Pause, PlannedTarget, Point,
-                             RestorePoint, SwitchWal, TableModel, Transaction, Update, histories, planned_targets,
-                             version_at)
+from harness.history import (CommitRecord, Delete, History, HistoryRun, Insert, Pause, PlannedTarget, Point,
+                             RestorePoint, SwitchWal, TableModel, Transaction, Update, version_at)
+from harness.plugin.strategies import histories, planned_targets
 from harness.drill.rowdiff import diff_rows
 from harness.drill.targets import RecoveryTarget
 

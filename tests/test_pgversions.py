@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-import pgversions_plugin
+from harness.config import ConfigError, DrillConfig, parse_pg_versions
 from harness.postgres import versions as pgversions
 from harness.postgres.binaries import SERVER_TOOLS
 from harness.drill.faults import incremental_file_of
@@ -86,25 +86,23 @@ def test_chain_shape_sizes_and_space_saved():
     assert shape.as_fulls_bytes == 1000 + 1050 + 1100  # each link as a full: the full plus growth since
     assert shape.saved_bytes == 3150 - 1300
     assert shape.ratio(shape.links[1]) == pytest.approx(0.2)
-    facts = shape.evidence()
+    facts = shape.properties()
     assert facts["chain_root"] == "F" and facts["chain_links"] == "3"
     assert facts["chain_link2"] == "I2 incremental parent I1 root F, 100 bytes stored (10.0% of the full)"
     assert facts["chain_space_saved_percent"] == "58.7%"
 
 
-class FakeConfig:
-    def __init__(self, **options):
-        self.options = options
-
-    def getoption(self, name):
-        return self.options.get(name)
+@pytest.mark.parametrize("text, majors", [("15,18", ("15", "18")), (" 18 , 15 ,18", ("18", "15")), ("", ()), (None, ()),
+                                          ("all", ("all",))])
+def test_pg_versions_setting(text, majors):
+    assert parse_pg_versions(text) == majors
 
 
-@pytest.mark.parametrize("text, majors", [("15,18", [15, 18]), (" 18 , 15 ,18", [18, 15]), ("", []), (None, [])])
-def test_pg_versions_option(text, majors):
-    assert pgversions_plugin.requested_majors(FakeConfig(pg_versions=text)) == majors
+def test_pg_versions_setting_rejects_words():
+    with pytest.raises(ConfigError, match="expected major versions"):
+        DrillConfig.resolve({"pg_versions": "fifteen"}, env={})
 
 
-def test_pg_versions_option_rejects_words():
-    with pytest.raises(pytest.UsageError, match="expected major versions"):
-        pgversions_plugin.requested_majors(FakeConfig(pg_versions="fifteen"))
+def test_pg_versions_and_pg_bindir_exclude_each_other():
+    with pytest.raises(ConfigError, match="give one of them"):
+        DrillConfig.resolve({"pg_versions": "15"}, env={"DRILL_PG_BINDIR": "/usr/lib/postgresql/15/bin"})

@@ -35,24 +35,24 @@ def test_returns_immediately_when_already_true():
     assert probe.calls == 1
 
 
-def test_timeout_names_what_and_carries_evidence():
+def test_timeout_names_what_and_carries_log_lines():
     probe = Sequence(None)
     start = time.monotonic()
     with pytest.raises(WaitTimedOut) as info:
         wait_until(probe, what="the WAL receiver to stream", timeout=0.3, interval=0.05,
-                   evidence=lambda: "LOG:  evidence line 42")
+                   logs=lambda: "LOG:  log line 42")
     elapsed = time.monotonic() - start
     error = info.value
     assert isinstance(error, HarnessError)
     assert "the WAL receiver to stream" in str(error)
     assert "Timed out" in error.cause
-    assert "evidence line 42" in error.details
-    assert "evidence line 42" in error.render()
+    assert "log line 42" in error.details
+    assert "log line 42" in error.render()
     assert probe.calls > 1
     assert 0.25 <= elapsed < 3
 
 
-def test_timeout_without_evidence():
+def test_timeout_without_log_lines():
     with pytest.raises(WaitTimedOut) as info:
         wait_until(lambda: False, what="nothing", timeout=0.1, interval=0.02)
     assert info.value.details == ""
@@ -69,11 +69,11 @@ def test_tolerated_exception_until_deadline_becomes_timeout_with_last_error():
     probe = Sequence(ConnectionError("connection refused on port 5999"))
     with pytest.raises(WaitTimedOut) as info:
         wait_until(probe, what="the server to accept connections", timeout=0.3, interval=0.05,
-                   tolerate=(ConnectionError,), evidence=lambda: "FATAL: the evidence")
+                   tolerate=(ConnectionError,), logs=lambda: "FATAL: the log line")
     error = info.value
     assert "the server to accept connections" in error.cause
     assert "connection refused on port 5999" in error.cause
-    assert "FATAL: the evidence" in error.details
+    assert "FATAL: the log line" in error.details
     assert probe.calls > 1
 
 

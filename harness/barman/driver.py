@@ -6,12 +6,12 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from harness.process import logfiles
 from harness.process.commands import run, start_background, stop_process_group
+from harness.barman.catalog import Backup, CheckResult, backup_id_from_output, parse_check_json
 from harness.errors import CommandFailed, HarnessError, SetupError, TargetRefused
 from harness.process.progress import QUIET, Progress
 from harness.drill.targets import RecoveryTarget
@@ -22,97 +22,30 @@ from harness.postgres.wal import SEGMENT_RE, lsn_to_int, missing_segments
 # than one at 10k and 1M rows (four gave nothing more there).
 RECOVER_JOBS = max(1, min(4, os.cpu_count() or 1))
 
-if TYPE_CHECKING:
-    from harness.drill.source import Source
 
 
-def render_config(*, home: Path, user: str, server: str, conninfo: str, streaming_conninfo: str,
-                  bindir: Path, slot: str = "barman") -> str:
-    """The barman.conf for one run: a streaming-only server section (no ssh, no archive_command)."""
-    return f"""\
-[barman]
-barman_home = {home}
-barman_user = {user}
-barman_lock_directory = {home}/locks
-log_file = {home}/barman.log
-log_level = INFO
-configuration_files_directory = {home}/conf.d
+class WalSource(Protocol):
+    """What Barman needs of the server it archives: WAL to nudge a switched segment out, and where
+    WAL and commits stand (harness.drill.source.Source is one)."""
 
-[{server}]
-description = "Source cluster of the verification harness"
-conninfo = {conninfo}
-streaming_conninfo = {streaming_conninfo}
-backup_method = postgres
-streaming_archiver = on
-archiver = off
-slot_name = {slot}
-create_slot = manual
-immediate_checkpoint = true
-path_prefix = {bindir}
-minimum_redundancy = 0
-retention_policy =
-"""
-
-
-@dataclass
-class Backup:
-    """A finished backup as Barman catalogues it."""
-
-    backup_id: str
-    begin_wal: str
-    end_wal: str
-    begin_time: str
-    end_time: str
-    timeline: int
-    size_bytes: int = 0
-    backup_type: str = ""      # "full", "incremental" (PostgreSQL 17+), "rsync", "snapshot"
-    parent_backup_id: str = ""  # incremental only: the backup it is taken on
-    root_backup_id: str = ""    # incremental only: the full backup its chain starts from
-    raw: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def is_incremental(self) -> bool:
-        return self.backup_type == "incremental"
-
-
-@dataclass
-class CheckResult:
-    """`barman check`: each check's status and hint."""
-
-    checks: dict  # name -> (status, hint)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.checks) and all(status == "OK" for status, _ in self.checks.values())
-
-    def failures(self) -> list[str]:
-        return [f"{name}: {status} ({hint})" if hint else f"{name}: {status}"
-                for name, (status, hint) in self.checks.items() if status != "OK"]
-
-
-def parse_check_json(data: dict, server: str) -> CheckResult:
-    """`barman -f json check SERVER` -> CheckResult (errors outside the server count as failures)."""
-    section = data.get(server) or {}
-    checks = {name: (str(item.get("status", "")), str(item.get("hint", "")))
-              for name, item in section.items() if isinstance(item, dict)}
-    for error in data.get("_ERROR", []):
-        checks[f"error {len(checks) + 1}"] = ("FAILED", str(error))
-    return CheckResult(checks)
+    def emit_wal(self) -> None: ...
+    def current_wal_segment(self) -> str: ...
+    def last_commit_time(self) -> str: ...
 
 
 class Barman:
     """One Barman server section, driven by ``barman -c CONFIG``."""
 
-    def __init__(self, executable: str, config_path: Path, server: str, home: Path, source: "Source",
+    def __init__(self, executable: str, config_path: Path, server: str, home: Path, wal_source: WalSource,
                  progress: Progress = QUIET):
         self.executable = executable
         self.config_path = Path(config_path)
         self.server = server
         self.home = Path(home)
-        self.source = source
+        self._wal_source = wal_source
         self.progress = progress
         self.receiver: subprocess.Popen | None = None
-        self.newest_archived_commit = ""  # commit time of the newest commit known to be archived
+        self._newest_archived_commit = ""  # commit time of the newest commit known to be archived
         self.receiver_log = self.home / "receive-wal.log"
         self._last_backup_done = 0.0  # time.time() when the previous backup returned
 
@@ -157,7 +90,7 @@ class Barman:
 
     def emit_wal(self) -> None:
         # Without new WAL, pg_receivewal keeps a switched segment open: waits nudge the source.
-        self.source.emit_wal()
+        self._wal_source.emit_wal()
 
     def archive_current_wal(self, timeout: float = 60) -> str:
         """Close the WAL segment written now and wait until Barman has archived it; return its name.
@@ -165,8 +98,8 @@ class Barman:
         Everything committed before this call is then in the archive, so a recovery that ends at
         the end of WAL would include it: a drill proves the cut by finding it absent.
         """
-        segment = self.source.current_wal_segment()
-        newest_commit = self.source.last_commit_time()
+        segment = self._wal_source.current_wal_segment()
+        newest_commit = self._wal_source.last_commit_time()
 
         def archived():
             if self.is_archived(segment):
@@ -175,9 +108,14 @@ class Barman:
                                   str(int(timeout)), self.server], timeout, "switch-wal --archive")
             return segment if self.is_archived(segment) else None
         archived_segment = wait_until(archived, what=f"WAL segment {segment} to be archived by Barman",
-                                      timeout=timeout, interval=0.2, evidence=self.evidence)
-        self.newest_archived_commit = newest_commit
+                                      timeout=timeout, interval=0.2, logs=self.log_excerpt)
+        self._newest_archived_commit = newest_commit
         return archived_segment
+
+    def newest_archived_commit(self) -> str:
+        """Commit time of the newest commit this driver has seen archived ("" before any): the end of
+        the data-loss window a restore is measured against."""
+        return self._newest_archived_commit
 
     def backup_info_path(self, backup_id: str) -> Path:
         """Barman 3.13.2+ keeps it as meta/<id>-backup.info; older ones as base/<id>/backup.info."""
@@ -195,11 +133,11 @@ class Barman:
         """Wait until replication-status lists Barman's streaming client."""
         def streaming():
             if not self.receiver_running():
-                raise SetupError(f"`barman receive-wal {self.server}` exited.", details=self.evidence())
+                raise SetupError(f"`barman receive-wal {self.server}` exited.", details=self.log_excerpt())
             status = self.replication_status()
             return status if status["clients"] else None
         return wait_until(streaming, what=f"Barman's WAL receiver to stream from '{self.server}'",
-                          timeout=timeout, interval=0.3, evidence=self.evidence)
+                          timeout=timeout, interval=0.3, logs=self.log_excerpt)
 
     def wait_until_received(self, lsn: str, timeout: float = 40) -> dict:
         """Wait until the WAL receiver reports it has written WAL past ``lsn``.
@@ -211,7 +149,7 @@ class Barman:
             written = [lsn_to_int(client["write_lsn"]) for client in status["clients"] if client.get("write_lsn")]
             return status if written and max(written) > lsn_to_int(lsn) else None
         return wait_until(received, what=f"Barman's WAL receiver to report WAL written past {lsn}",
-                          timeout=timeout, interval=0.5, evidence=self.evidence)
+                          timeout=timeout, interval=0.5, logs=self.log_excerpt)
 
     def replication_status(self) -> dict:
         """The source's current LSN and its WAL streaming clients, as Barman reports them."""
@@ -239,12 +177,12 @@ class Barman:
                 self.emit_wal()
             return result if result.ok else None
 
-        def evidence():
+        def failing_checks():
             failing = "\n".join("    " + line for line in (last[0].failures() if last else []))
-            return f"  failing checks:\n{failing}\n{self.evidence()}"
+            return f"  failing checks:\n{failing}\n{self.log_excerpt()}"
         try:
             return wait_until(all_ok, what=f"`barman check {self.server}` to report all OK", timeout=timeout,
-                              interval=0.5, evidence=evidence)
+                              interval=0.5, logs=failing_checks)
         except HarnessError as exc:
             raise SetupError(exc.cause, "Barman cannot back this server up; the failing checks are below.",
                              exc.details) from None
@@ -260,7 +198,7 @@ class Barman:
                                              self.server], timeout, "backup")
             finally:
                 self._last_backup_done = time.time()
-        backup_id = _backup_id_from_output(done.stdout)
+        backup_id = backup_id_from_output(done.stdout)
         return self.show_backup(backup_id)
 
     def _wait_for_a_new_backup_id(self) -> None:
@@ -364,17 +302,12 @@ class Barman:
             proc.wait()
             raise
         if proc.returncode != 0:
-            raise CommandFailed(argv, proc.returncode, output + "\n" + self.evidence(),
+            raise CommandFailed(argv, proc.returncode, output + "\n" + self.log_excerpt(),
                                 cause=f"`barman {what}` for '{self.server}' failed.")
         return subprocess.CompletedProcess(argv, proc.returncode, output)
 
-    def evidence(self) -> str:
+    def log_excerpt(self) -> str:
+        """The end of Barman's log and the WAL receiver's, for error messages."""
         return (logfiles.excerpt(self.log_path, 15) + "\n" + logfiles.excerpt(self.receiver_log, 10))
 
 
-def _backup_id_from_output(text: str) -> str:
-    # "Starting backup using postgres method for server source in /.../base/20261126T114501"
-    for line in text.splitlines():
-        if "Starting backup" in line and "/base/" in line:
-            return line.rstrip().rstrip("/").rsplit("/", 1)[-1]
-    raise HarnessError("Could not find the new backup's id in Barman's output.", details=text)

@@ -131,7 +131,7 @@ class ChainShape:
     def ratio(self, link: LinkShape) -> float:
         return link.stored_bytes / self.full_bytes if self.full_bytes else 0.0
 
-    def evidence(self) -> dict:
+    def properties(self) -> dict:
         facts = {"chain_root": self.links[0].backup_id, "chain_links": str(len(self.links))}
         for index, link in enumerate(self.links):
             facts[f"chain_link{index}"] = (

@@ -1,4 +1,4 @@
-"""Write Faker book rows into a books_db by hand: `python -m harness.write_data N --batch-size B`.
+"""Write Faker book rows into a books_db by hand: `pgbv-write-data N --batch-size B` (or `python -m harness.drill.write_data`).
 
 Connects with libpq's usual sources (a DSN argument, else PGHOST, PGPORT, PGUSER, PGPASSFILE...).
 Rows come from a seed, so the same command writes the same rows.
@@ -16,7 +16,7 @@ from harness.drill.books import Books
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.write_data", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="pgbv-write-data", description=__doc__.splitlines()[0])
     parser.add_argument("rows", type=int, help="how many book rows to insert")
     parser.add_argument("--batch-size", type=int, default=1000, help="rows per transaction (default: 1000)")
     parser.add_argument("--dsn", default="", help="libpq connection string (default: PG* environment variables)")

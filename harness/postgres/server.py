@@ -12,7 +12,7 @@ from harness.process import logfiles
 from harness.process.accounts import chown_to
 from harness.postgres.binaries import PgBin
 from harness.process.commands import RunAs, run
-from harness.errors import HarnessError, SetupError
+from harness.errors import CommandFailed, HarnessError, SetupError
 
 # Every session pins what shapes a value's text, so the source and a restore print rows the same way.
 SESSION_SETTINGS = {
@@ -48,19 +48,52 @@ class Connection:
         return psycopg.connect(self.conninfo(dbname), autocommit=autocommit, options=options)
 
 
-class PostgresServer:
-    """A PostgreSQL data directory and the server process running on it."""
+class ServerHandle:
+    """What drills need of any PostgreSQL server, wherever it runs: a name, a connection, a log."""
+
+    def __init__(self, name: str, conn: Connection, log_path: Path, description: str = ""):
+        self.name = name
+        self.conn = conn
+        self.log_path = Path(log_path)
+        self.description = description or name  # e.g. "PostgreSQL 15.18 at /usr/lib/postgresql/15/bin"
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def query(self, sql: str, params=None, dbname: str = "books_db") -> list[tuple]:
+        with self.conn.connect(dbname) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def scalar(self, sql: str, params=None, dbname: str = "books_db"):
+        rows = self.query(sql, params, dbname)
+        return rows[0][0] if rows else None
+
+    def timeline(self) -> int:
+        """The timeline the server is on now."""
+        if self.scalar("SELECT pg_is_in_recovery()", dbname="postgres"):
+            return int(self.scalar("SELECT timeline_id FROM pg_control_checkpoint()", dbname="postgres"))
+        walfile = self.scalar("SELECT pg_walfile_name(pg_current_wal_lsn())", dbname="postgres")
+        return int(walfile[:8], 16)
+
+    def log_excerpt(self, lines: int = 30, pattern: str | None = None) -> str:
+        return logfiles.excerpt(self.log_path, lines, pattern)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} port={self.conn.port}>"
+
+
+
+class PostgresServer(ServerHandle):
+    """A PostgreSQL data directory on this machine and the server process running on it (pg_ctl)."""
 
     def __init__(self, name: str, pg: PgBin, data_dir: Path, port: int, socket_dir: Path,
                  passfile: Path, run_as: RunAs):
-        self.name = name
+        super().__init__(name, Connection(port, passfile), Path(data_dir).parent / f"{name}.log",
+                         f"PostgreSQL {pg.version} at {pg.bindir}")
         self.pg = pg
         self.data_dir = Path(data_dir)
         self.port = port
         self.socket_dir = Path(socket_dir)
         self.run_as = run_as
-        self.log_path = self.data_dir.parent / f"{name}.log"
-        self.conn = Connection(port, passfile)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -114,11 +147,23 @@ class PostgresServer:
     def stop(self, mode: str = "fast", timeout: float = 60) -> None:
         if not self.is_running():
             return
-        done = run([self.pg.tool("pg_ctl"), "-D", self.data_dir, "-m", mode, "-w", "-t", int(timeout), "stop"],
-                   run_as=self.run_as, timeout=timeout + 10, check=False)
-        if done.returncode != 0 and self.is_running():
-            run([self.pg.tool("pg_ctl"), "-D", self.data_dir, "-m", "immediate", "-w", "stop"],
-                run_as=self.run_as, timeout=30, check=False)
+        try:
+            run([self.pg.tool("pg_ctl"), "-D", self.data_dir, "-m", mode, "-w", "-t", int(timeout), "stop"],
+                run_as=self.run_as, timeout=timeout + 10, check=False)
+        except CommandFailed:  # pg_ctl itself hung past its deadline: stop harder below
+            pass
+        if self.is_running():
+            try:
+                run([self.pg.tool("pg_ctl"), "-D", self.data_dir, "-m", "immediate", "-w", "stop"],
+                    run_as=self.run_as, timeout=30, check=False)
+            except CommandFailed:
+                pass
+        if self.is_running():
+            self.kill()
+
+    def adopt_restored_files(self) -> None:
+        """Files `barman recover` wrote (as the harness's user) go to the user that runs the server."""
+        chown_to(self.data_dir, self.run_as, recursive=True)
 
     def kill(self) -> None:
         """Stop without ceremony (used when cleaning up after an interruption)."""
@@ -146,30 +191,6 @@ class PostgresServer:
         except PermissionError:
             return True
         return True
-
-    # -- queries -----------------------------------------------------------------------------
-
-    def query(self, sql: str, params=None, dbname: str = "books_db") -> list[tuple]:
-        with self.conn.connect(dbname) as conn:
-            return conn.execute(sql, params).fetchall()
-
-    def scalar(self, sql: str, params=None, dbname: str = "books_db"):
-        rows = self.query(sql, params, dbname)
-        return rows[0][0] if rows else None
-
-    def timeline(self) -> int:
-        """The timeline the server is on now."""
-        if self.scalar("SELECT pg_is_in_recovery()", dbname="postgres"):
-            return int(self.scalar("SELECT timeline_id FROM pg_control_checkpoint()", dbname="postgres"))
-        walfile = self.scalar("SELECT pg_walfile_name(pg_current_wal_lsn())", dbname="postgres")
-        return int(walfile[:8], 16)
-
-    def log_excerpt(self, lines: int = 30, pattern: str | None = None) -> str:
-        return logfiles.excerpt(self.log_path, lines, pattern)
-
-    def __repr__(self) -> str:
-        return f"<PostgresServer {self.name} port={self.port} data={self.data_dir}>"
-
 
 def _conf_value(value) -> str:
     if isinstance(value, bool):

@@ -16,12 +16,12 @@ class WaitTimedOut(HarnessError):
 
 
 def wait_until(probe: Callable[[], T], *, what: str, timeout: float, interval: float = 0.1,
-               evidence: Callable[[], str] | None = None, tolerate: tuple = ()) -> T:
+               logs: Callable[[], str] | None = None, tolerate: tuple = ()) -> T:
     """Call ``probe`` until it returns a truthy value, and return that value.
 
     Exceptions in ``tolerate`` count as "not yet"; any other exception ends the wait at once (a
     probe raises when waiting longer cannot help: the server died, recovery ended). On timeout the
-    error names ``what`` and carries ``evidence()`` (typically the relevant log lines).
+    error names ``what`` and carries ``logs()``: the log lines that show why.
     """
     def not_ready(value) -> bool:
         return not value
@@ -40,8 +40,8 @@ def wait_until(probe: Callable[[], T], *, what: str, timeout: float, interval: f
         if last.failed:
             detail = f" Last error: {last.exception()}"
         raise WaitTimedOut(f"Timed out after {timeout:.0f} s waiting for {what}.{detail}",
-                           details=evidence() if evidence else "") from None
+                           details=logs() if logs else "") from None
     except tolerate as exc:
         # reraise=True hands back the last tolerated exception once the deadline passed.
         raise WaitTimedOut(f"Timed out after {timeout:.0f} s waiting for {what}. Last error: {exc}",
-                           details=evidence() if evidence else "") from None
+                           details=logs() if logs else "") from None

@@ -1,47 +1,33 @@
 """The local stack: a source PostgreSQL server and Barman streaming its WAL, on this machine.
 
-Everything lives in one run directory (servers' data, Barman's home, logs, the passfile) and every
-process the stack starts is stopped by ``close()``, whatever ended the run.
+Everything lives in one run directory (servers' data, Barman's home, logs, the passfile); every
+process the stack starts is stopped by ``close()``, and by the watchdog if the harness dies.
 """
 
 from __future__ import annotations
 
-import atexit
 import getpass
 import os
 import shutil
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from psycopg import sql
 
 from harness.process.accounts import Credentials, chown_to, server_runner, unreachable_parent
-from harness.barman.driver import Barman, render_config
-from harness.postgres.binaries import PgBin, find_barman, find_pg_bindir, require_rsync, tool_version
-from harness.errors import SetupError
-from harness.postgres.versions import INCREMENTAL_MIN_MAJOR, readable_copy, unusable_by
-from harness.process.ports import free_port, require_free
-from harness.process.progress import QUIET, Progress
-from harness.drill.recovery import Restore, recover
-from harness.postgres.server import PostgresServer
+from harness.barman.config import render_config
+from harness.barman.driver import Barman
 from harness.drill.books import INIT_SQL
 from harness.drill.source import Source
+from harness.errors import SetupError
+from harness.postgres.binaries import PgBin, find_barman, find_pg_bindir, require_rsync, tool_version
+from harness.postgres.server import PostgresServer
+from harness.postgres.versions import INCREMENTAL_MIN_MAJOR, readable_copy, unusable_by
+from harness.process.ports import free_port, require_free
+from harness.stacks.base import StackBase
 from harness.stacks.workdir import default_workdir
 
 SERVER_NAME = "source"
-
-
-@dataclass
-class StackOptions:
-    pg_bindir: str | None = None
-    server_user: str | None = None  # who runs PostgreSQL when the harness runs as root
-    port: int | None = None          # source port; a free one when None
-    workdir: str | None = None       # where the run directory goes (None: harness.workdir chooses)
-    rows: int = 10_000               # about how many rows the run writes, for that choice
-    keep: bool = False               # keep the run directory after close()
-    progress: Progress = QUIET       # progress lines for long steps (a terminal's, or none)
 
 
 SOURCE_SETTINGS = {
@@ -65,32 +51,22 @@ def source_settings(major: int) -> dict:
     return settings
 
 
-class LocalStack:
+class LocalStack(StackBase):
     """Source server + Barman on this machine."""
 
     kind = "local"
 
-    def __init__(self, options: StackOptions):
-        self.options = options
-        self.run_dir: Path | None = None
+    def __init__(self, config):
+        super().__init__(config)
         self.pg: PgBin | None = None
-        self.source: Source | None = None
-        self.barman: Barman | None = None
-        self.credentials: Credentials | None = None
-        self.scratch_servers: list[PostgresServer] = []
-        self.started_at = time.time()
-        self._closed = False
+        self.run_as = None
 
-    # -- bring up -----------------------------------------------------------------------------
-
-    def start(self) -> "LocalStack":
-        if self.run_dir is not None:  # `with LocalStack(...).start()` must not bring up a second stack
-            return self
-        say = self.options.progress.say
-        self.pg = find_pg_bindir(self.options.pg_bindir)
+    def _bring_up(self) -> None:
+        config, say = self.config, self.progress.say
+        self.pg = find_pg_bindir(config.pg_bindir)
         barman_exe = find_barman()
         require_rsync()
-        self.run_as = server_runner(self.options.server_user)
+        self.run_as = server_runner(config.server_user)
         unusable = unusable_by(self.pg, self.run_as)
         copy = readable_copy(self.pg) if unusable else None
         if copy is not None and not unusable_by(copy, self.run_as):
@@ -100,38 +76,34 @@ class LocalStack:
             raise SetupError(f"PostgreSQL {self.pg.version} at {self.pg.bindir} cannot be run by the server user: "
                              f"{unusable}", "Install it where that user can read it (a venv made from "
                              "/usr/bin/python3 under a world-readable directory), or name another --pg-bindir.")
-        port = require_free(self.options.port, "source server") if self.options.port else free_port()
-        atexit.register(self.close)
-        try:
-            self._make_run_dir()
-            self.credentials = Credentials.create(self.run_dir / "passfile")
-            say(f"initdb source cluster (PostgreSQL {self.pg.version}, port {port})")
-            server = self._new_server("source", port)
-            server.initdb(self.credentials.passwords["postgres"])
-            server.configure(source_settings(self.pg.major))
-            server.write_hba()
-            server.start()
-            self.source = Source(server, self.options.progress)
-            self._create_roles_and_schema()
-            say("configure Barman, create the slot, start receive-wal")
-            self.barman = self._configure_barman(barman_exe)
-            self.barman.create_slot()
-            self.barman.start_receive_wal()
-            self.barman.wait_for_streaming()
-            self.barman.archive_current_wal()
-            self.barman.wait_until_check_ok()
-            say("barman check: all OK")
-        except BaseException:
-            self.close()
-            raise
-        return self
+        port = require_free(config.source_port, "source server") if config.source_port else free_port()
+        self._make_run_dir()
+        self.credentials = Credentials.create(self.run_dir / "passfile")
+        say(f"initdb source cluster (PostgreSQL {self.pg.version}, port {port})")
+        server = self._new_server("source", port)
+        self.cleanups.add("stop the source server", lambda: server.stop(mode="fast"))
+        server.initdb(self.credentials.passwords["postgres"])
+        server.configure(source_settings(self.pg.major))
+        server.write_hba()
+        server.start()
+        self.source = Source(server, self.progress)
+        self._create_roles_and_schema()
+        say("configure Barman, create the slot, start receive-wal")
+        self.barman = self._configure_barman(barman_exe)
+        self.barman.create_slot()
+        self.cleanups.add("stop barman receive-wal", self.barman.stop_receive_wal)
+        self.barman.start_receive_wal()
+        self.barman.wait_for_streaming()
+        self.barman.archive_current_wal()
+        self.barman.wait_until_check_ok()
+        say("barman check: all OK")
 
     def _make_run_dir(self) -> None:
-        base = self.options.workdir
+        base = self.config.workdir
         if base is None:
-            choice = default_workdir(self.options.rows)
+            choice = default_workdir(self.config.rows)
             base = choice.path
-            self.options.progress.say(f"run directory under {base}: {choice.why} (--workdir to choose)")
+            self.progress.say(f"run directory under {base}: {choice.why} (--workdir to choose)")
         if not Path(base).is_dir():
             raise SetupError(f"The work directory {base} does not exist.", "Create it or choose another with --workdir.")
         blocked = unreachable_parent(Path(base), self.run_as)
@@ -139,9 +111,14 @@ class LocalStack:
             raise SetupError(
                 f"The server user '{self.run_as.user}' cannot reach the work directory {base}: {blocked} is "
                 "closed to other users.", "Choose a work directory under /tmp or /var/tmp (--workdir).")
-        self.run_dir = Path(tempfile.mkdtemp(prefix="pgbv-", dir=base))
+        self.run_dir = run_dir = Path(tempfile.mkdtemp(prefix="pgbv-", dir=base))
+        if not self.config.keep:
+            self.cleanups.add("remove the run directory", lambda: shutil.rmtree(run_dir, ignore_errors=True))
+            self.ownership.own_path(run_dir, "the run directory")
+        # Whatever still runs from the run dir (servers, receive-wal, pg_receivewal) names it.
+        self.ownership.own_processes_naming(run_dir, "processes of the run directory")
         # The server user must reach its data dirs below this one.
-        os.chmod(self.run_dir, 0o711)
+        os.chmod(run_dir, 0o711)
 
     def _new_server(self, name: str, port: int) -> PostgresServer:
         home = self.run_dir / name
@@ -150,7 +127,9 @@ class LocalStack:
         sockets = home / "sockets"
         sockets.mkdir()
         chown_to(sockets, self.run_as)
-        return PostgresServer(name, self.pg, home / "data", port, sockets, self.credentials.passfile, self.run_as)
+        server = PostgresServer(name, self.pg, home / "data", port, sockets, self.credentials.passfile, self.run_as)
+        self.ownership.own_postgres(server.data_dir, f"the {name} server")
+        return server
 
     def _create_roles_and_schema(self) -> None:
         pw = self.credentials.passwords
@@ -176,24 +155,21 @@ class LocalStack:
             bindir=self.pg.bindir)
         config_path = self.run_dir / "barman.conf"
         config_path.write_text(config)
-        return Barman(executable, config_path, SERVER_NAME, home, self.source, self.options.progress)
+        return Barman(executable, config_path, SERVER_NAME, home, self.source, self.progress)
 
-    # -- drills -------------------------------------------------------------------------------
+    # -- the contract's drill side ---------------------------------------------------------------
 
-    def new_scratch(self, label: str) -> PostgresServer:
+    def scratch_server(self, label: str) -> PostgresServer:
         """An empty scratch server slot (own dir, own port) for one recovery."""
-        name = f"scratch-{len(self.scratch_servers) + 1}-{label}"[:60]
-        server = self._new_server(name, free_port())
+        server = self._new_server(self._next_scratch_name(label), free_port())
         server.data_dir.mkdir(mode=0o700)
         chown_to(server.data_dir, self.run_as)
-        self.scratch_servers.append(server)
+        self.cleanups.add(f"stop {server.name}", lambda: server.stop(mode="immediate"))
         return server
 
-    def recover_into(self, restore: Restore, timeout: float = 300) -> Restore:
-        """Run ``restore`` (backup, target, scratch server) with all its checks."""
-        with self.options.progress.step(f"recover backup {restore.backup.backup_id} to {restore.target.describe()}"):
-            return recover(self.barman, restore, chown=lambda path: chown_to(path, self.run_as, recursive=True),
-                           timeout=timeout)
+    def discard_scratch(self, server: PostgresServer) -> None:
+        server.stop(mode="immediate")
+        shutil.rmtree(server.data_dir.parent, ignore_errors=True)
 
     def log_files(self) -> list[Path]:
         """Logs worth keeping as evidence: the source's, Barman's and the WAL receiver's."""
@@ -204,36 +180,8 @@ class LocalStack:
             logs += [self.barman.log_path, self.barman.receiver_log]
         return logs
 
-    def discard_scratch(self, server: PostgresServer) -> None:
-        server.stop(mode="immediate")
-        shutil.rmtree(server.data_dir.parent, ignore_errors=True)
-        if server in self.scratch_servers:
-            self.scratch_servers.remove(server)
-
-    def versions(self) -> dict:
+    def _read_versions(self) -> dict[str, str]:
         return {
             "postgresql": self.pg.version if self.pg else "unknown",
             "barman": tool_version([self.barman.executable, "--version"]) if self.barman else "unknown",
         }
-
-    # -- tear down ----------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Stop everything this stack started; remove the run directory unless asked to keep it."""
-        if self._closed:
-            return
-        self._closed = True
-        for server in list(self.scratch_servers):
-            server.stop(mode="immediate")
-        if self.barman is not None:
-            self.barman.stop_receive_wal()
-        if self.source is not None:
-            self.source.server.stop(mode="fast")
-        if self.run_dir is not None and not self.options.keep:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-
-    def __enter__(self) -> "LocalStack":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
