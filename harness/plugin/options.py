@@ -61,6 +61,7 @@ def pytest_configure(config):
         raise pytest.UsageError(exc.render()) from None
     config.stash[CONFIG] = drill
     config.stash[RUN] = RunState()
+    _per_drill_junit_properties(config)
     _choose_hypothesis_profile(config)
     # CI ends a job with SIGTERM: turn it into Ctrl-C so fixtures tear the stack down.
     if hasattr(signal, "SIGTERM"):
@@ -68,6 +69,16 @@ def pytest_configure(config):
             signal.signal(signal.SIGTERM, _interrupt)
         except ValueError:  # not the main thread
             pass
+
+
+def _per_drill_junit_properties(config) -> None:
+    """A drill's evidence is its test case's <properties>, which JUnit consumers (Jenkins, GitLab) read
+    only in junit_family xunit1; pytest's default is xunit2. A project that chose a family keeps it."""
+    # pytest offers no public way to tell "set" from "default", nor to set an ini default for another
+    # plugin: without these attributes, the run keeps pytest's default.
+    chosen = getattr(config, "_inicfg", None)
+    if chosen is not None and "junit_family" not in chosen and isinstance(getattr(config, "_inicache", None), dict):
+        config._inicache["junit_family"] = "xunit1"  # read by pytest's junitxml plugin as it configures
 
 
 def _choose_hypothesis_profile(config) -> None:

@@ -26,6 +26,9 @@ SESSION_SETTINGS = {
 }
 
 
+UNIX_SOCKET_PATH_MAX = 107
+
+
 class ServerStartFailed(HarnessError):
     """pg_ctl start failed or the postmaster exited while starting."""
 
@@ -131,10 +134,13 @@ class PostgresServer(ServerHandle):
         """Start the server and wait until it accepts connections (or has exited).
 
         Port and socket dir go on the command line because a restored postgresql.conf still
-        names the source's. Accepting connections is not the end of a recovery: see recovery.py.
+        names the source's. Accepting connections is not the end of a recovery: see harness.checks.reached.
         """
+        # A socket path longer than the kernel's limit (107 bytes) would stop the server: the harness
+        # itself connects over TCP only, so a deep run dir just means no Unix socket.
+        fits = len(f"{self.socket_dir}/.s.PGSQL.{self.port}") <= UNIX_SOCKET_PATH_MAX
         options = {"port": self.port, "listen_addresses": "127.0.0.1",
-                   "unix_socket_directories": str(self.socket_dir)}
+                   "unix_socket_directories": str(self.socket_dir) if fits else "''"}
         options.update(extra_options or {})
         opt_text = " ".join(f"-c {key}={value}" for key, value in options.items())
         done = run([self.pg.tool("pg_ctl"), "-D", self.data_dir, "-l", self.log_path, "-o", opt_text,

@@ -1,0 +1,114 @@
+"""Checks that recovery really reached its target, from the server's own words.
+
+`pg_ctl start -w` returns once the server accepts connections, which says nothing about where
+recovery stopped. A point-in-time target counts as reached only when the server has left recovery
+(the harness asks Barman for target action "promote") and its log holds the stop line matching
+this target. A "latest" restore must have replayed through the newest archived segment: over a
+gap PostgreSQL stops early without an error, so the redo end is checked against the archive.
+Recovery that ends before the target, or a server that dies, fails at once with its log.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+
+from harness.drill.targets import RecoveryTarget
+from harness.errors import RecoveryFailed, VerificationFailed
+from harness.evidence.records import RestoreRecord
+from harness.postgres.wal import segment_name, segment_number, segment_of
+from harness.process import logfiles
+from harness.process.waiting import wait_until
+
+EARLY_END = re.compile(r"recovery ended before configured recovery target was reached")
+STOP_LINE = re.compile(r"recovery stopping .*")
+REDO_DONE = re.compile(r"redo done at ([0-9A-F]+/[0-9A-F]+)")
+RELEVANT = r"FATAL|PANIC|ERROR|recovery stopping|redo done|selected new timeline|archive recovery complete|consistent"
+
+
+def target_reached(server, target: RecoveryTarget, record: RestoreRecord, newest_segment: str,
+                   timeline: int, timeout: float) -> str:
+    """Wait until ``server`` has left recovery at exactly ``target``; record and return its stop line.
+    For `latest`, redo must also have reached ``newest_segment`` (timeline ``timeline``)."""
+    try:
+        record.stop_line = wait_until_target_reached(server, target, timeout=timeout)
+    except VerificationFailed as exc:
+        raise record.failed("target_reached", exc) from None
+    if not target.is_pitr:
+        _replayed_to_archive_end(server, target, record, newest_segment, timeline)
+    record.passed("target_reached", record.stop_line)
+    return record.stop_line
+
+
+def start_failure(server, target: RecoveryTarget, record: RestoreRecord, details: str) -> RecoveryFailed:
+    """The scratch server did not come up: say whether WAL ran out before the target."""
+    reason = early_end(server) or "the scratch server did not come up"
+    return record.failed("target_reached", recovery_failed(server, target, reason, details))
+
+
+def timeline_opened(server, target: RecoveryTarget, record: RestoreRecord, backup_timeline: int) -> int:
+    """Promotion from a backup on timeline N opens N+1; crash recovery to the end stays on N."""
+    record.timeline = server.timeline()
+    expected = backup_timeline + (1 if target.is_pitr else 0)
+    if record.timeline != expected:
+        raise record.failed("timeline", recovery_failed(
+            server, target, f"the restore is on timeline {record.timeline}, expected {expected} "
+            f"(backup on timeline {backup_timeline})"))
+    record.passed("timeline", str(record.timeline))
+    return record.timeline
+
+
+def wait_until_target_reached(server, target: RecoveryTarget, timeout: float) -> str:
+    """Return the log's stop line once the server has left recovery at exactly ``target``."""
+    expected = re.compile(target.stop_pattern())
+
+    def reached():
+        early = early_end(server)
+        if early:
+            raise recovery_failed(server, target, early)
+        log = "\n".join(logfiles.tail(server.log_path, 400))
+        if not server.is_running():
+            raise recovery_failed(server, target, "the scratch server exited during recovery")
+        stops = STOP_LINE.findall(log) if target.is_pitr else REDO_DONE.findall(log)
+        if target.is_pitr and stops and not any(expected.search(line) for line in stops):
+            raise recovery_failed(server, target, f"recovery stopped elsewhere: {stops[-1]}")
+        with server.conn.connect() as conn:
+            if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                return None
+        if not stops:
+            raise recovery_failed(server, target, "the server left recovery without reporting where it "
+                                  "stopped" + (" (it replayed to the end of WAL instead)" if target.is_pitr else ""))
+        return stops[-1] if target.is_pitr else f"redo done at {stops[-1]}"
+
+    return wait_until(reached, what=f"recovery to reach {target.describe()} and leave recovery",
+                      timeout=timeout, interval=0.1, tolerate=(psycopg.OperationalError,),
+                      logs=lambda: server.log_excerpt(40, RELEVANT))
+
+
+def early_end(server) -> str:
+    if any(EARLY_END.search(line) for line in logfiles.tail(server.log_path, 400)):
+        return "WAL ran out before the target: recovery ended before the configured target was reached"
+    return ""
+
+
+def _replayed_to_archive_end(server, target: RecoveryTarget, record: RestoreRecord, newest_segment: str,
+                             timeline: int) -> None:
+    # Over a WAL gap, recovery to "latest" ends quietly at the gap: compare where redo ended
+    # with the newest segment the archive holds.
+    redo_end = record.stop_line.rsplit(" ", 1)[-1]
+    redo_segment = segment_of(redo_end, timeline)
+    if segment_number(redo_segment) < segment_number(newest_segment):
+        unreplayed = segment_name(timeline, segment_number(redo_segment) + 1)
+        raise record.failed("target_reached", recovery_failed(
+            server, target,
+            f"redo stopped early at {redo_end} in segment {redo_segment} while the archive holds WAL through "
+            f"{newest_segment}: segment {unreplayed} could not be replayed (missing or damaged), so every "
+            f"change after {redo_end} is absent from the restore"))
+
+
+def recovery_failed(server, target: RecoveryTarget, reason: str, details: str = "") -> RecoveryFailed:
+    return RecoveryFailed(
+        f"Recovery of {server.data_dir} to {target.describe()} failed: {reason}.",
+        "Check that the WAL from the backup to the target is archived (barman list-files --target wal).",
+        details or server.log_excerpt(25, RELEVANT))

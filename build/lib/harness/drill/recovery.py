@@ -1,0 +1,86 @@
+"""One restore, start to finish: pre-flight checks, `barman recover` into a scratch server, start it,
+and prove the target was reached. What happened goes into the restore's record as it happens, so
+a restore that fails still tells how far it got."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from harness.barman.catalog import Backup
+from harness.barman.driver import Barman
+from harness.checks import preflight, reached
+from harness.drill.targets import RecoveryTarget
+from harness.errors import TargetRefused
+from harness.evidence.records import RestoreRecord
+from harness.postgres.server import ServerStartFailed
+from harness.postgres.wal import segment_of
+
+# Settings a restored copy must not inherit from the source.
+SCRATCH_SETTINGS = {"archive_mode": "off", "hot_standby": "on", "fsync": "off"}
+
+
+def new_record(backup: Backup, target: RecoveryTarget) -> RestoreRecord:
+    return RestoreRecord(backup_id=backup.backup_id, backup_end_time=backup.end_time, target_kind=target.kind,
+                         target_value=target.value or target.kind, target_inclusive=target.inclusive)
+
+
+def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarget, record: RestoreRecord,
+                   newest_archived_commit: str = "", timeout: float = 300) -> list[Backup]:
+    """Restore ``backup`` to ``target`` into the empty scratch ``server`` and start it; returns the
+    backups combined into the restore (leaf first). Raises VerificationFailed with the cause."""
+    record.rpo_seconds = rpo_seconds(backup, target, newest_archived_commit)
+    preflight.backup_metadata(barman, backup, record)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Listing the archive is read-only and independent of verify-backup: it runs meanwhile.
+        listing = pool.submit(barman.archived_wal_segments, backup.backup_id)
+        preflight.verify_backup(barman, backup, record)
+        chain = preflight.backup_chain(barman, backup, record)  # an incremental's parents, up to its full root
+        archived = listing.result()
+    record.combined_backups = tuple(link.backup_id for link in reversed(chain))
+    preflight.wal_continuity(barman, backup, _last_needed_segment(target, backup, archived), record, archived)
+
+    t0 = time.monotonic()
+    try:
+        barman.recover(backup.backup_id, server.data_dir, target, timeout=timeout)
+    except TargetRefused as exc:
+        raise record.failed("target_accepted", exc) from None
+    record.passed("target_accepted", target.describe())
+    server.adopt_restored_files()
+    t1 = time.monotonic()
+    record.copy_seconds = t1 - t0
+    try:
+        server.start(SCRATCH_SETTINGS, timeout=timeout)
+    except ServerStartFailed as exc:
+        raise reached.start_failure(server, target, record, exc.details) from None
+    t2 = time.monotonic()
+    record.start_seconds = t2 - t1
+    reached.target_reached(server, target, record, archived[-1] if archived else backup.end_wal,
+                           backup.timeline, timeout)
+    record.reach_seconds = time.monotonic() - t2
+    reached.timeline_opened(server, target, record, backup.timeline)
+    return chain
+
+
+def rpo_seconds(backup: Backup, target: RecoveryTarget, newest_archived_commit: str) -> float | None:
+    """Data-loss window at the target: from the target to the newest archived commit."""
+    if target.kind == "latest":
+        return 0.0
+    target_time = target.at_time or (backup.end_time if target.kind == "immediate" else "")
+    if not (target_time and newest_archived_commit):
+        return None
+    delta = _utc(newest_archived_commit) - _utc(target_time)
+    return max(delta.total_seconds(), 0.0)
+
+
+def _last_needed_segment(target: RecoveryTarget, backup: Backup, archived: list[str]) -> str:
+    if target.kind == "immediate":
+        return backup.end_wal
+    if target.kind == "latest" or not target.at_lsn:
+        return archived[-1] if archived else backup.end_wal
+    return segment_of(target.at_lsn, backup.timeline)
+
+
+def _utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace(" ", "T", 1))

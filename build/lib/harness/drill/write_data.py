@@ -1,0 +1,51 @@
+"""Write Faker book rows into a books_db by hand: `pgbv-write-data N --batch-size B` (or `python -m harness.drill.write_data`).
+
+Connects with libpq's usual sources (a DSN argument, else PGHOST, PGPORT, PGUSER, PGPASSFILE...).
+Rows come from a seed, so the same command writes the same rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import psycopg
+
+from harness.drill.books import Books
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="pgbv-write-data", description=__doc__.splitlines()[0])
+    parser.add_argument("rows", type=int, help="how many book rows to insert")
+    parser.add_argument("--batch-size", type=int, default=1000, help="rows per transaction (default: 1000)")
+    parser.add_argument("--dsn", default="", help="libpq connection string (default: PG* environment variables)")
+    parser.add_argument("--seed", type=int, default=0, help="data seed (default: 0)")
+    args = parser.parse_args(argv)
+    if args.rows < 0 or args.batch_size < 1:
+        parser.error("rows must be >= 0 and --batch-size >= 1")
+
+    def connect():
+        return psycopg.connect(args.dsn, autocommit=True)
+
+    show = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if show:
+            print(f"\r{done}/{total} rows", end="", file=sys.stderr, flush=True)
+
+    started = time.monotonic()
+    try:
+        Books(connect, args.seed).insert(args.rows, batch_size=args.batch_size, progress=progress)
+    except psycopg.Error as exc:
+        print(f"\nwrite_data: could not write to the database: {str(exc).strip()}", file=sys.stderr)
+        return 1
+    seconds = time.monotonic() - started
+    if show:
+        print(file=sys.stderr)
+    print(f"inserted {args.rows} rows in {seconds:.2f} s ({args.rows / max(seconds, 1e-9):,.0f} rows/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Fixture factories, in the manner of pytest-postgresql: ``stack_fixture()`` makes a stack fixture.
+
+    from harness.plugin.factories import stack_fixture
+    stack = stack_fixture(min_pg_major=17, scope="module")   # this module's own stack, on 17+
+
+The run's default ``stack`` fixture is ``stack_fixture()`` at session scope. ``source``, ``barman``
+and ``scratch`` follow whichever ``stack`` a test sees, so a module that declares its own gets
+them too.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.plugin.state import drill_config, run_state
+from harness.plugin.versions import bindir_for
+from harness.stacks import make_stack
+
+
+def stack_fixture(*, min_pg_major: int | None = None, scope: str = "session", kinds: tuple[str, ...] | None = None):
+    """A fixture that brings up a stack of the run's kind (``--stack``), on the run's PostgreSQL, or
+    on the newest installed one of at least ``min_pg_major`` when the run named none; skipped with
+    the reason when that cannot be had, or when the run's stack kind is not in ``kinds``."""
+
+    @pytest.fixture(scope=scope)
+    def stack(request, pg_bindir):
+        config = request.config
+        drill = drill_config(config)
+        if kinds is not None and drill.stack not in kinds:
+            pytest.skip(f"these drills run on the {' or '.join(kinds)} stack only; this run is on --stack {drill.stack}")
+        bindir = bindir_for(pg_bindir, min_pg_major)
+        running = make_stack(drill.replace(pg_bindir=bindir, pg_versions=()))
+        state = run_state(config)
+        try:
+            running.start()
+        except HarnessError as exc:
+            pytest.exit(f"The {drill.stack} stack could not be brought up, so no drill on it has a verdict.\n"
+                        f"{exc.render()}", returncode=2)
+        state.secrets += running.credentials.secrets()
+        facts = state.record.facts
+        for name, value in {"stack": running.kind, **running.versions()}.items():
+            facts.setdefault(name, value)
+        try:
+            yield running
+        finally:
+            running.close()
+            if drill.keep and running.run_dir:
+                state.record.kept.append(str(running.run_dir))
+
+    return stack

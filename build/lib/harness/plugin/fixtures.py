@@ -1,0 +1,73 @@
+"""The fixtures scenarios use: stack, source, barman, books, scratch, rows, data_seed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from pathlib import Path
+
+import pytest
+
+from harness.drill.scratch import Scratch
+from harness.evidence.properties import restore_properties
+from harness.plugin.factories import stack_fixture
+from harness.plugin.state import REPORTS, RESTORES, drill_config, run_state
+from harness.process.redact import redact_tree
+
+# The run's stack, one per test session (per PostgreSQL version with --pg-versions).
+stack = stack_fixture()
+
+
+# Module scope: a module may declare a stack of its own (stack_fixture(scope="module")).
+@pytest.fixture(scope="module")
+def source(stack):
+    return stack.source
+
+
+@pytest.fixture(scope="module")
+def barman(stack):
+    return stack.barman
+
+
+@pytest.fixture(scope="session")
+def rows(request) -> int:
+    return drill_config(request.config).rows
+
+
+def data_seed_for(config, nodeid: str) -> int:
+    """A test's data seed, derived from its id: a failure reproduces on rerun."""
+    return zlib.crc32(f"{drill_config(config).data_seed}:{nodeid}".encode())
+
+
+@pytest.fixture
+def data_seed(request, record_property) -> int:
+    seed = data_seed_for(request.config, request.node.nodeid)
+    record_property("data_seed", seed)
+    return seed
+
+
+@pytest.fixture
+def books(source, data_seed):
+    return source.books(data_seed)
+
+
+@pytest.fixture
+def scratch(request, stack, record_property):
+    """Recoveries into scratch instances; their records are the drill's evidence, kept when it failed."""
+    drill = Scratch(stack, request.node.name)
+    yield drill
+    request.node.stash[RESTORES] = list(drill.records)
+    for name, value in restore_properties(drill.records):
+        record_property(name, value)
+    config = drill_config(request.config)
+    reports = request.node.stash.get(REPORTS, {})
+    failed = any(getattr(reports.get(when), "failed", False) for when in ("setup", "call"))
+    if config.keep:
+        return  # the whole run dir stays; its path is printed at the end
+    if failed and config.keep_on_failure and drill.servers:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        kept = drill.keep(Path(config.reports_dir) / "kept" / f"{drill.label}-{stamp}")
+        redact_tree(kept, stack.credentials.secrets())
+        record_property("kept_evidence", str(kept))
+        run_state(request.config).record.kept.append(str(kept))
+    drill.discard()

@@ -1,0 +1,34 @@
+"""What the plugin shares across hooks and fixtures, kept in pytest's stashes (no private attributes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from harness.config import DrillConfig
+from harness.evidence.records import RestoreRecord, RunRecord
+
+
+@dataclass
+class RunState:
+    """The run's evidence as it accumulates, the secrets to keep out of it, the files written."""
+
+    record: RunRecord = field(default_factory=RunRecord)
+    secrets: list[str] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+
+
+CONFIG = pytest.StashKey[DrillConfig]()
+RUN = pytest.StashKey[RunState]()
+RESTORES = pytest.StashKey[list[RestoreRecord]]()   # per test item: its restores' records
+REPORTS = pytest.StashKey[dict]()                   # per test item: its setup/call/teardown reports
+
+
+def drill_config(config: pytest.Config) -> DrillConfig:
+    return config.stash[CONFIG]
+
+
+def run_state(config: pytest.Config) -> RunState:
+    return config.stash[RUN]

@@ -1,0 +1,105 @@
+"""Running external commands: argv lists, a deadline, errors that carry the output."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import CommandFailed
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """Who runs a command: ``user`` None means the current user."""
+
+    user: str | None = None
+
+    def popen_kwargs(self) -> dict:
+        if self.user is None:
+            return {}
+        # A login-less switch: subprocess sets uid/gid itself, no shell or sudo involved.
+        import pwd
+
+        entry = pwd.getpwnam(self.user)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+CURRENT_USER = RunAs()
+
+
+def run(argv, *, timeout: float = 120, env: dict | None = None, cwd: str | Path | None = None,
+        run_as: RunAs = CURRENT_USER, check: bool = True, cause: str = "", fix: str = ""):
+    """Run ``argv`` to completion; stdout and stderr are merged into ``.stdout``."""
+    argv = [str(a) for a in argv]
+    full_env = _merged_env(env)
+    try:
+        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=timeout, env=full_env, cwd=cwd, stdin=subprocess.DEVNULL,
+                              **run_as.popen_kwargs())
+    except subprocess.TimeoutExpired as exc:
+        output = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        raise CommandFailed(argv, None, output,
+                            cause=cause or f"`{' '.join(argv)}` did not finish within {timeout:.0f} s.",
+                            fix=fix) from None
+    except FileNotFoundError:
+        raise CommandFailed(argv, None, "", cause=cause or f"Command not found: {argv[0]}.",
+                            fix=fix) from None
+    except OSError as exc:  # e.g. permission denied for the user it runs as
+        raise CommandFailed(argv, None, str(exc), cause=cause or f"Could not run {argv[0]}: {exc.strerror}.",
+                            fix=fix) from None
+    if check and done.returncode != 0:
+        raise CommandFailed(argv, done.returncode, done.stdout, cause=cause, fix=fix)
+    return done
+
+
+def start_background(argv, *, log_path: Path, env: dict | None = None,
+                     run_as: RunAs = CURRENT_USER) -> subprocess.Popen:
+    """Start a long-running command in its own session, output appended to ``log_path``.
+
+    Its own session keeps Ctrl-C away from it, so the harness decides when it stops and its
+    children (pg_receivewal under barman receive-wal) stop with it.
+    """
+    log = open(log_path, "ab")
+    try:
+        return subprocess.Popen([str(a) for a in argv], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=_merged_env(env),
+                                start_new_session=True, **run_as.popen_kwargs())
+    finally:
+        log.close()
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop a background command, then anything left in its process group.
+
+    The leader gets SIGTERM alone first, so it can stop and reap its own children (barman
+    receive-wal stops pg_receivewal); whatever remains after that is killed.
+    """
+    if proc.poll() is None:
+        try:
+            proc.terminate()
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    _reap_group(proc.pid)
+
+
+def _reap_group(pgid: int) -> None:
+    # The leader may be gone while a child (pg_receivewal) still runs in its group.
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _merged_env(env: dict | None) -> dict:
+    merged = dict(os.environ)
+    # Messages must be parseable: the harness reads PostgreSQL and Barman output.
+    merged.update({"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"})
+    merged.pop("PGPASSWORD", None)
+    if env:
+        merged.update(env)
+    return merged

@@ -1,0 +1,93 @@
+"""What every stack does the same way: start once, own what it starts, close whatever happened.
+
+Each resource registers its cleanup in ``cleanups`` as it starts (run last-first, each with a
+deadline, errors collected and reported after all ran) and is recorded in ``ownership``, so a
+watchdog process ends it if the harness itself dies, SIGKILL included.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from pathlib import Path
+from typing import ClassVar
+
+from harness.config import DrillConfig
+from harness.process.cleanup import CleanupFailed, Cleanups
+from harness.process.progress import Progress
+from harness.process.reaper import Ownership
+
+
+class StackBase:
+    kind: ClassVar[str] = ""
+
+    def __init__(self, config: DrillConfig):
+        self.config = config
+        self.progress = Progress(config.progress)
+        self.source = None
+        self.barman = None
+        self.credentials = None
+        self.run_dir: Path | None = None
+        self.cleanups = Cleanups(f"the {self.kind} stack")
+        self.ownership: Ownership | None = None
+        self._started = False
+        self._closed = False
+        self._scratch_count = 0
+        self._versions: dict[str, str] | None = None
+
+    def start(self):
+        """Bring the stack up (once: a second call returns the running stack)."""
+        if self._started:
+            return self
+        self._started = True
+        self.ownership = Ownership.start(f"{self.kind} stack of process {os.getpid()}")
+        atexit.register(self.close)
+        try:
+            self._bring_up()
+        except BaseException:
+            try:
+                self.close()
+            except CleanupFailed as cleanup:  # the start failure is the news; the cleanup's goes with it
+                self.progress.say(cleanup.render())
+            raise
+        return self
+
+    def _bring_up(self) -> None:
+        raise NotImplementedError
+
+    def versions(self) -> dict[str, str]:
+        """PostgreSQL and Barman versions, read once (asking Barman costs a process start)."""
+        if self._versions is not None:
+            return self._versions
+        found = self._read_versions()
+        if self.barman is not None:  # up: the versions will not change
+            self._versions = found
+        return found
+
+    def _read_versions(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _next_scratch_name(self, label: str) -> str:
+        self._scratch_count += 1
+        return f"scratch-{self._scratch_count}-{label}"[:60].rstrip("-_.")
+
+    def close(self) -> None:
+        """Stop everything the stack started and remove its run directory (unless kept)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.cleanups.close()
+        except CleanupFailed:
+            # Something could not be cleaned up in time: the watchdog ends what is left.
+            if self.ownership is not None:
+                self.ownership.abandon()
+            raise
+        if self.ownership is not None:
+            self.ownership.release()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
