@@ -96,6 +96,7 @@ def test_a_users_own_test_file_runs_a_green_drill_with_evidence(installed):
         assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
         assert list(workdir.iterdir()) == [], "the run left its directory behind"
     assert "drill summary: VERIFIED: 2/2 drills passed" in done.stdout
+    assert "incompatible with junit_family" not in done.stdout, "drills need per-testcase properties (xunit1)"
 
     case = next(c for suite in JUnitXml.fromfile(str(project / "junit.xml")) for c in suite
                 if c.name == "test_my_backup_restores_exactly")

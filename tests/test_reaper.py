@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.process import reaper
+from harness.process import reaper, reaping
 from harness.process.commands import start_background
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,12 +149,12 @@ def test_reap_orphans_reaps_records_of_dead_owners_and_dead_watchdogs(tmp_path, 
 
         crashed = record("crashed", _dead_pid(), None, [
             {"kind": "process_group", "key": "a", "what": "owned sleep", "pgid": owned.pid,
-             "start": reaper._start_time(owned.pid)},
+             "start": reaper.start_time(owned.pid)},
             # Same pid, another start time: the pid was reused by a process that is not ours.
             {"kind": "process_group", "key": "b", "what": "reused pid", "pgid": foreign.pid, "start": "1"},
             {"kind": "path", "key": "c", "what": "run dir", "path": str(directory)},
         ])
-        live = record("live", os.getpid(), reaper._start_time(os.getpid()), [
+        live = record("live", os.getpid(), reaper.start_time(os.getpid()), [
             {"kind": "path", "key": "d", "what": "live dir", "path": str(directory)}])
 
         done = reaper.reap_orphans()
@@ -196,17 +196,38 @@ def test_postgres_entry_stops_only_the_postmaster_of_its_data_dir(tmp_path):
 
 def test_reap_order_is_processes_then_servers_then_compose_then_paths(monkeypatch):
     calls = []
-    for kind in ("group", "postgres", "compose", "path"):
+    for kind in ("group", "postgres", "naming", "compose", "path"):
         def fake(entry, kind=kind):
             calls.append((kind, entry["what"]))
             return "ok"
-        monkeypatch.setattr(reaper, f"_reap_{kind}", fake)
+        monkeypatch.setattr(reaping, f"_reap_{kind}", fake)
     entries = [{"kind": "path", "what": "p1"}, {"kind": "compose", "what": "c"},
+               {"kind": "processes_naming", "what": "n"},
                {"kind": "postgres", "what": "pg"}, {"kind": "process_group", "what": "g"},
                {"kind": "path", "what": "p2"}, {"kind": "nonsense", "what": "x"}]
     done = reaper.reap({"entries": entries})
-    assert calls == [("group", "g"), ("postgres", "pg"), ("compose", "c"), ("path", "p2"), ("path", "p1")]
+    assert calls == [("group", "g"), ("postgres", "pg"), ("naming", "n"), ("compose", "c"), ("path", "p2"),
+                     ("path", "p1")]
     assert done[-1] == "x: unknown kind 'nonsense', left alone"
+
+
+def test_processes_naming_a_run_dir_are_stopped_however_they_were_started(tmp_path):
+    run_dir = tmp_path / "pgbv-run"
+    run_dir.mkdir()
+    # One names the dir as an argument, one as --option=value (pg_receivewal's way); one names another dir.
+    naming = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", str(run_dir / "barman.conf")]),
+              subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", f"--directory={run_dir}/wals"])]
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", str(tmp_path / "pgbv-other")])
+    try:
+        entry = {"kind": "processes_naming", "key": "n", "what": "processes of the run dir", "path": str(run_dir)}
+        [line] = reaper.reap({"entries": [entry]})
+        assert line.startswith(f"processes of the run dir: stopped 2 process(es) naming {run_dir}"), line
+        assert [proc.wait(timeout=5) for proc in naming] == [-signal.SIGTERM, -signal.SIGTERM]
+        assert other.poll() is None, "a process naming another directory must be left alone"
+    finally:
+        for proc in [*naming, other]:
+            proc.kill()
+            proc.wait()
 
 
 def test_importing_the_reaper_is_cheap():
