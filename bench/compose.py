@@ -17,8 +17,9 @@ import time
 import uuid
 from pathlib import Path
 
-from measure import harness_drill
 from harness import DrillConfig, HarnessError, make_stack
+
+from measure import harness_drill
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from pathlib import Path
 
 from harness import DrillConfig, HarnessError, RecoveryTarget, Scratch, make_stack
 from harness.drill.incremental import build_chain, chain_shape

@@ -24,11 +24,12 @@ import sys
 import time
 from pathlib import Path
 
+from harness import DrillConfig, HarnessError, make_stack
+from harness.process.progress import Progress
+
 import measure
 from bare import BareDrill
 from chart import write_chart
-from harness import DrillConfig, HarnessError, make_stack
-from harness.process.progress import Progress
 
 ROOT = Path(__file__).resolve().parent.parent  # reports/ and the scenarios of this checkout
 

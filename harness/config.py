@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from harness.errors import HarnessError
+from harness.stacks import STACKS
 
-STACK_KINDS = ("local", "compose")  # harness.stacks.STACKS holds how each is built
+STACK_KINDS = tuple(STACKS)
 
 
 class ConfigError(HarnessError):

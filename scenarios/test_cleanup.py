@@ -11,6 +11,9 @@ import time
 
 import pytest
 
+from harness import DrillConfig, make_stack
+from harness.process.cleanup import CleanupFailed
+
 from support import drill_file, open_workdir, processes_naming, start_inner_run
 
 DRILL = '''
@@ -74,3 +77,22 @@ def test_run_leaves_nothing_behind(tmp_path, workdir, ending):
         assert f"kept for inspection: {kept[0]}" in output
     else:
         assert kept == []
+
+
+def test_a_hung_and_a_failing_cleanup_do_not_keep_the_others_from_running(workdir):
+    stack = make_stack(DrillConfig(workdir=str(workdir), rows=1000)).start()
+    run_dir = stack.run_dir
+    assert processes_naming(run_dir), "the stack should be running"
+    # Registered last, so they run first: everything the stack registered must still be done after them.
+    stack.cleanups.add("a cleanup that hangs", lambda: time.sleep(120), timeout=1)
+    stack.cleanups.add("a cleanup that raises", lambda: 1 / 0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(CleanupFailed) as failed:
+            stack.cleanups.close()   # the registry alone, without the watchdog's help
+        assert time.monotonic() - started < 60
+        assert "a cleanup that hangs" in str(failed.value) and "ZeroDivisionError" in str(failed.value)
+        assert processes_naming(run_dir) == [], "a server or receive-wal outlived the cleanups"
+        assert not run_dir.exists()
+    finally:
+        stack.close()

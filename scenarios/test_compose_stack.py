@@ -13,6 +13,7 @@ import pytest
 
 from harness.stacks import compose
 from harness.stacks.compose import EngineUnavailable
+
 from support import ROOT, drill_file, open_workdir, start_inner_run
 
 SCENARIOS = ["test_full_backup.py", "test_pitr.py", "test_two_backups.py", "test_wal_streaming.py",

@@ -10,10 +10,10 @@ full backup's link is restored from 1 backup, the next from 2, the last from 3.
 import pytest
 
 from harness.checks import preflight
-from harness.drill import faults
 from harness.checks.preflight import describe_chain
-from harness.errors import VerificationFailed
+from harness.drill import faults
 from harness.drill.incremental import build_chain, chain_shape
+from harness.errors import VerificationFailed
 from harness.plugin.factories import stack_fixture
 from harness.plugin.fixtures import data_seed_for
 from harness.postgres.versions import INCREMENTAL_MIN_MAJOR

@@ -52,7 +52,16 @@ def installed(tmp_path_factory):
     home = Path(tempfile.mkdtemp(prefix="pgbv-user-"))
     try:
         dist = tmp_path_factory.mktemp("dist")
-        built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", dist, ROOT], timeout=600)
+        # Built from a copy of the tracked sources: a build leaves build/ behind, and a stale build/ of
+        # the checkout could carry files the sources no longer have.
+        source = home / "source"
+        tracked = run(["git", "ls-files", "-z"], cwd=ROOT, timeout=60).stdout.split("\0")
+        for name in filter(None, tracked):
+            path = ROOT / name
+            if path.is_symlink() or path.is_file():
+                (source / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, source / name, follow_symlinks=False)
+        built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", dist, source], timeout=600)
         assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
         [wheel] = dist.glob("pgbv-*.whl")
         made = run(["/usr/bin/python3", "-m", "venv", home / "venv"], timeout=300)

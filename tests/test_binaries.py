@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.postgres.binaries import SERVER_TOOLS, PgBin, _version_key, find_barman, find_pg_bindir, require_rsync
 from harness.errors import SetupError
+from harness.postgres.binaries import SERVER_TOOLS, PgBin, _version_key, find_barman, find_pg_bindir, require_rsync
 
 
 def make_executable(path: Path) -> Path:

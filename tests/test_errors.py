@@ -2,8 +2,7 @@
 
 import pytest
 
-from harness.errors import (CommandFailed, HarnessError, RecoveryFailed, SetupError, TargetRefused,
-                            VerificationFailed)
+from harness.errors import CommandFailed, HarnessError, RecoveryFailed, SetupError, TargetRefused, VerificationFailed
 
 
 def test_render_has_cause_fix_and_details():

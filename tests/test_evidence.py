@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.evidence.files import redacted, utc_stamp
 from harness.evidence.properties import drill_properties, restore_properties
 from harness.evidence.records import CheckOutcome, DrillRecord, RestoreRecord, RunRecord
 from harness.evidence.report_html import render_html, write_html
 from harness.evidence.report_json import write_json
-from harness.evidence.files import redacted, utc_stamp
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "junit-properties-0.1.0.json").read_text())["cases"]
 CHECKS = ["backup_metadata", "verify_backup", "wal_continuity", "target_accepted", "target_reached",

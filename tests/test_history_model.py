@@ -6,11 +6,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.drill.fingerprint import combine, fingerprint_of_hashes
-from harness.history import (CommitRecord, Delete, History, HistoryRun, Insert, Pause, PlannedTarget, Point,
-                             RestorePoint, SwitchWal, TableModel, Transaction, Update, version_at)
-from harness.plugin.strategies import histories, planned_targets
 from harness.drill.rowdiff import diff_rows
 from harness.drill.targets import RecoveryTarget
+from harness.history import (
+    CommitRecord,
+    Delete,
+    History,
+    HistoryRun,
+    Insert,
+    Pause,
+    PlannedTarget,
+    Point,
+    RestorePoint,
+    SwitchWal,
+    TableModel,
+    Transaction,
+    Update,
+    version_at,
+)
+from harness.plugin.strategies import histories, planned_targets
 
 
 def md5(text: str) -> int:

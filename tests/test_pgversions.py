@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from harness.config import ConfigError, DrillConfig, parse_pg_versions
-from harness.postgres import versions as pgversions
-from harness.postgres.binaries import SERVER_TOOLS
 from harness.drill.faults import incremental_file_of
 from harness.drill.incremental import ChainShape, LinkShape
+from harness.postgres import versions as pgversions
+from harness.postgres.binaries import SERVER_TOOLS
 from harness.stacks.local import SOURCE_SETTINGS, source_settings
 
 

@@ -1,4 +1,4 @@
-from harness.stacks.workdir import FLOOR, GiB, SHARED_MEMORY, choose, estimated_need, tmpfs_free_bytes
+from harness.stacks.workdir import FLOOR, SHARED_MEMORY, GiB, choose, estimated_need, tmpfs_free_bytes
 
 
 def test_a_roomy_tmpfs_is_chosen():

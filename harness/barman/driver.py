@@ -9,14 +9,14 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from harness.barman.catalog import Backup, CheckResult, backup_id_from_output, parse_check_json
+from harness.drill.targets import RecoveryTarget
+from harness.errors import CommandFailed, HarnessError, SetupError, TargetRefused
+from harness.postgres.wal import SEGMENT_RE, lsn_to_int, missing_segments
 from harness.process import logfiles
 from harness.process.commands import run, start_background, stop_process_group
-from harness.barman.catalog import Backup, CheckResult, backup_id_from_output, parse_check_json
-from harness.errors import CommandFailed, HarnessError, SetupError, TargetRefused
 from harness.process.progress import QUIET, Progress
-from harness.drill.targets import RecoveryTarget
 from harness.process.waiting import wait_until
-from harness.postgres.wal import SEGMENT_RE, lsn_to_int, missing_segments
 
 # rsync workers for `barman recover`, one per core up to four: on 2 cores two copied 10-20 % faster
 # than one at 10k and 1M rows (four gave nothing more there).

@@ -6,9 +6,9 @@ import uuid
 
 from harness.drill.books import Books, Commit
 from harness.drill.fingerprint import Fingerprint, fingerprint
-from harness.process.progress import QUIET, Progress
-from harness.postgres.server import PostgresServer
 from harness.drill.targets import CAPTURE_SQL, RecoveryTarget
+from harness.postgres.server import PostgresServer
+from harness.process.progress import QUIET, Progress
 
 
 class Source:

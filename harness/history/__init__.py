@@ -7,8 +7,7 @@ history has an exact expected state. Strategies that draw histories live in harn
 
 from harness.history.model import CommitRecord, PlannedTarget, Point, TableModel, version_at
 from harness.history.run import HistoryRun, ModelDiverged
-from harness.history.steps import (Delete, History, Insert, Pause, RestorePoint, Statement, Step, SwitchWal,
-                                   Transaction, Update)
+from harness.history.steps import Delete, History, Insert, Pause, RestorePoint, Statement, Step, SwitchWal, Transaction, Update
 
 __all__ = [
     "CommitRecord", "Delete", "History", "HistoryRun", "Insert", "ModelDiverged", "Pause", "PlannedTarget",

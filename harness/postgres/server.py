@@ -8,11 +8,11 @@ from pathlib import Path
 
 import psycopg
 
+from harness.errors import CommandFailed, HarnessError, SetupError
+from harness.postgres.binaries import PgBin
 from harness.process import logfiles
 from harness.process.accounts import chown_to
-from harness.postgres.binaries import PgBin
 from harness.process.commands import RunAs, run
-from harness.errors import CommandFailed, HarnessError, SetupError
 
 # Every session pins what shapes a value's text, so the source and a restore print rows the same way.
 SESSION_SETTINGS = {

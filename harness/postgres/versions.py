@@ -16,9 +16,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import CommandFailed
 from harness.postgres.binaries import SERVER_TOOLS, PgBin, _server_version, _version_key
 from harness.process.commands import RunAs, run
-from harness.errors import CommandFailed
 
 DEBIAN_GLOB = "/usr/lib/postgresql/*/bin"
 PROJECT_VENV = Path(__file__).resolve().parent.parent / ".venv"

@@ -8,8 +8,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.process.commands import CURRENT_USER, RunAs
 from harness.errors import SetupError
+from harness.process.commands import CURRENT_USER, RunAs
 
 ROLES = ("postgres", "barman", "streaming_barman")
 

@@ -29,8 +29,16 @@ from harness.process.commands import run
 from harness.process.progress import Progress
 from harness.process.waiting import wait_until
 from harness.stacks.base import StackBase
-from harness.stacks.compose_project import (COMPOSE_FILE, CONTAINER_BINDIR, SERVER_NAME, ComposePlan,
-                                            EngineUnavailable, build_images, ensure_engine, plan)
+from harness.stacks.compose_project import (
+    COMPOSE_FILE,
+    CONTAINER_BINDIR,
+    SERVER_NAME,
+    ComposePlan,
+    EngineUnavailable,
+    build_images,
+    ensure_engine,
+    plan,
+)
 
 __all__ = ["ComposeStack", "EngineUnavailable", "ensure_engine"]
 

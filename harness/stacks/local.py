@@ -14,7 +14,6 @@ from pathlib import Path
 
 from psycopg import sql
 
-from harness.process.accounts import Credentials, chown_to, server_runner, unreachable_parent
 from harness.barman.config import render_config
 from harness.barman.driver import Barman
 from harness.drill.books import INIT_SQL
@@ -23,6 +22,7 @@ from harness.errors import SetupError
 from harness.postgres.binaries import PgBin, find_barman, find_pg_bindir, require_rsync, tool_version
 from harness.postgres.server import PostgresServer
 from harness.postgres.versions import INCREMENTAL_MIN_MAJOR, readable_copy, unusable_by
+from harness.process.accounts import Credentials, chown_to, server_runner, unreachable_parent
 from harness.process.ports import free_port, require_free
 from harness.stacks.base import StackBase
 from harness.stacks.workdir import default_workdir

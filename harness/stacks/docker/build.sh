@@ -26,6 +26,8 @@ t1=$(date +%s)
 BASE_IMAGE=$(./base-image.sh | tail -n1)
 export BASE_IMAGE
 t2=$(date +%s)
+# The compose file mounts these (not used by a build, but every compose command interpolates them).
+export INIT_SQL=${INIT_SQL:-$(realpath ../../drill/init.sql)} HARNESS_PACKAGE=${HARNESS_PACKAGE:-$(realpath ../..)}
 say "images FROM $BASE_IMAGE (${compose[*]} build)"
 # v2 builds services in parallel by itself; v1 needs --parallel (about 50 s instead of 110 s here).
 parallel=()

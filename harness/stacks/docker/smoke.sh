@@ -15,6 +15,8 @@ project=${PROJECT:-harnesstest}
 if [ -n "${COMPOSE:-}" ]; then read -r -a compose <<<"$COMPOSE"
 elif docker compose version >/dev/null 2>&1; then compose=(docker compose)
 else compose=(docker-compose); fi
+# What the services mount from the harness package (docker/.env may predate these).
+export INIT_SQL=${INIT_SQL:-$(realpath ../../drill/init.sql)} HARNESS_PACKAGE=${HARNESS_PACKAGE:-$(realpath ../..)}
 dc=("${compose[@]}" -p "$project" -f compose.yaml --profile scratch)
 [ -n "${POSTGRES_PASSWORD:-}" ] || [ -f .env ] || ./env.sh
 

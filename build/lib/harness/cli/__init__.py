@@ -1,1 +1,0 @@
-"""Console scripts of the harness (see pyproject.toml, [project.scripts])."""
