@@ -32,7 +32,12 @@ CURRENT_USER = RunAs()
 
 def run(argv, *, timeout: float = 120, env: dict | None = None, cwd: str | Path | None = None,
         run_as: RunAs = CURRENT_USER, check: bool = True, cause: str = "", fix: str = ""):
-    """Run ``argv`` to completion; stdout and stderr are merged into ``.stdout``."""
+    """Run ``argv`` to completion; stdout and stderr are merged into ``.stdout``.
+
+    With ``check=False`` nothing the command does raises, a deadline passed included: the result then
+    has ``returncode`` None and says so in its output (a cleanup must be able to go on). A command
+    that cannot be started at all still raises CommandFailed.
+    """
     argv = [str(a) for a in argv]
     full_env = _merged_env(env)
     try:
@@ -40,7 +45,9 @@ def run(argv, *, timeout: float = 120, env: dict | None = None, cwd: str | Path 
                               timeout=timeout, env=full_env, cwd=cwd, stdin=subprocess.DEVNULL,
                               **run_as.popen_kwargs())
     except subprocess.TimeoutExpired as exc:
-        output = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        output = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        if not check:
+            return subprocess.CompletedProcess(argv, None, output + f"\n(did not finish within {timeout:.0f} s)")
         raise CommandFailed(argv, None, output,
                             cause=cause or f"`{' '.join(argv)}` did not finish within {timeout:.0f} s.",
                             fix=fix) from None
