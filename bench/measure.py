@@ -288,7 +288,7 @@ def growth_drill(stack, books, bare: BareDrill, rows: int, say: Say) -> dict:
     finally:
         drill.discard()
 
-    backup_dir = stack.barman.home / stack.barman.server / "base" / backup.backup_id
+    backup_dir = stack.barman.backup_dir(backup.backup_id)
     size = _tree_bytes(backup_dir)
     say(f"growth: cp -a of the backup dir ({size / 2**20:,.0f} MiB)")
     copy = stack.run_dir / f"cp-{rows}"

@@ -50,6 +50,36 @@ def parse_pg_versions(text: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(parts))
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text) -> float:
+    """'90' or '90s' -> 90.0; '30m', '36h', '7d', '2w'."""
+    text = str(text).strip().lower()
+    unit = text[-1:] if text[-1:] in DURATION_UNITS else "s"
+    number = text[:-1] if text[-1:] in DURATION_UNITS else text
+    try:
+        value = float(number) * DURATION_UNITS[unit]
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration (e.g. 90, 30m, 36h, 7d)") from None
+    if value <= 0:
+        raise ValueError(f"{text!r}: a duration must be positive")
+    return value
+
+
+def parse_backups(text) -> tuple[str, ...]:
+    """'latest' | 'all' | 'newer-than=7d' | 'ID,ID,...' -> a normalized tuple."""
+    text = str(text).replace(" ", "")
+    if text in ("latest", "all"):
+        return (text,)
+    if text.startswith("newer-than="):
+        return ("newer-than", str(parse_duration(text.split("=", 1)[1])))
+    ids = tuple(part for part in text.split(",") if part)
+    if not ids:
+        raise ValueError("expected latest, all, newer-than=DURATION or backup ids")
+    return ids
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str                          # the DrillConfig field
@@ -89,6 +119,23 @@ SETTINGS: tuple[Setting, ...] = (
             "(default: reports/)", env="DRILL_REPORTS_DIR", convert=Path),
     Setting("compose_project", "--compose-project", "compose project name for --stack compose (default: "
             "pgbv<pid>, unique per run)"),
+    # --stack existing: drill the backups of a Barman this machine already runs.
+    Setting("barman_config", "--barman-config", "--stack existing: the Barman configuration file (default: Barman's "
+            "own search: ~/.barman.conf, /etc/barman.conf, /etc/barman/barman.conf)", env="DRILL_BARMAN_CONFIG"),
+    Setting("barman_server", "--barman-server", "--stack existing: the Barman server to drill, or 'all' servers of "
+            "the configuration", env="DRILL_BARMAN_SERVER"),
+    Setting("backups", "--backups", "--stack existing: which backups: latest (default), all, a comma list of "
+            "backup ids, or newer-than=DURATION (e.g. 7d, 36h)", env="DRILL_BACKUPS", convert=lambda v: parse_backups(v)),
+    Setting("canary", "--canary", "--stack existing: exact proof on production: write a token on the server, make "
+            "a restore point, have Barman archive it, write a second token, restore to the point (first token "
+            "there, second absent)", env="DRILL_CANARY", convert=_flag, boolean=True),
+    Setting("canary_dsn", "--canary-dsn", "--stack existing: where the canary connects (default: the Barman "
+            "server's conninfo)", env="DRILL_CANARY_DSN"),
+    Setting("max_rpo", "--max-rpo", "--stack existing: fail a backup whose restore to the end of the archive "
+            "misses more than this much time of commits (seconds, or 30m, 2h, 1d)", env="DRILL_MAX_RPO",
+            convert=lambda v: parse_duration(v)),
+    Setting("max_rto", "--max-rto", "--stack existing: fail a restore that takes longer than this to a usable "
+            "instance (seconds, or 30m, 2h)", env="DRILL_MAX_RTO", convert=lambda v: parse_duration(v)),
 )
 
 
@@ -106,6 +153,13 @@ class DrillConfig:
     workdir: str | None = None
     reports_dir: Path = Path("reports")
     compose_project: str | None = None
+    barman_config: str | None = None
+    barman_server: str | None = None
+    backups: tuple[str, ...] = ("latest",)
+    canary: bool = False
+    canary_dsn: str | None = None
+    max_rpo: float | None = None
+    max_rto: float | None = None
     progress: bool = False             # progress lines for long steps (a person at a terminal)
 
     def replace(self, **changes) -> "DrillConfig":

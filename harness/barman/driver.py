@@ -36,13 +36,19 @@ class WalSource(Protocol):
 class Barman:
     """One Barman server section, driven by ``barman -c CONFIG``."""
 
-    def __init__(self, executable: str, config_path: Path, server: str, home: Path, wal_source: WalSource,
+    def __init__(self, executable: str, config_path: Path, server: str, home: Path, wal_source: WalSource | None,
                  progress: Progress = QUIET):
         self.executable = executable
         self.config_path = Path(config_path)
         self.server = server
         self.home = Path(home)
-        self._wal_source = wal_source
+        # Where Barman keeps this server's catalogue (a configuration may place them elsewhere:
+        # ``use_directories_of_configuration`` asks Barman).
+        self.backup_directory = self.home / server
+        self.basebackups_directory = self.backup_directory / "base"
+        self.wals_directory = self.backup_directory / "wals"
+        self._wal_source = wal_source  # None: a Barman whose server the harness must not write to
+        self._log_file: Path | None = None
         self.progress = progress
         self.receiver: subprocess.Popen | None = None
         self._newest_archived_commit = ""  # commit time of the newest commit known to be archived
@@ -51,7 +57,18 @@ class Barman:
 
     @property
     def log_path(self) -> Path:
-        return self.home / "barman.log"
+        return self._log_file or self.home / "barman.log"
+
+    def use_directories_of_configuration(self) -> dict:
+        """Take the catalogue's directories and log file from Barman's own view of the configuration
+        (`show-servers`, read-only); returns that view."""
+        section = self.json("show-servers", self.server).get(self.server) or {}
+        for name in ("backup_directory", "basebackups_directory", "wals_directory"):
+            if section.get(name):
+                setattr(self, name, Path(section[name]))
+        if section.get("log_file"):
+            self._log_file = Path(section["log_file"])
+        return section
 
     def command(self, *args, timeout: float = 120, check: bool = True, json_output: bool = False,
                 cause: str = "") -> subprocess.CompletedProcess:
@@ -90,7 +107,8 @@ class Barman:
 
     def emit_wal(self) -> None:
         # Without new WAL, pg_receivewal keeps a switched segment open: waits nudge the source.
-        self._wal_source.emit_wal()
+        if self._wal_source is not None:
+            self._wal_source.emit_wal()
 
     def archive_current_wal(self, timeout: float = 60) -> str:
         """Close the WAL segment written now and wait until Barman has archived it; return its name.
@@ -119,15 +137,19 @@ class Barman:
 
     def backup_info_path(self, backup_id: str) -> Path:
         """Barman 3.13.2+ keeps it as meta/<id>-backup.info; older ones as base/<id>/backup.info."""
-        current = self.home / self.server / "meta" / f"{backup_id}-backup.info"
+        current = self.backup_directory / "meta" / f"{backup_id}-backup.info"
         legacy = self.backup_dir(backup_id) / "backup.info"
         return legacy if legacy.exists() and not current.exists() else current
 
     def backup_dir(self, backup_id: str) -> Path:
-        return self.home / self.server / "base" / backup_id
+        return self.basebackups_directory / backup_id
 
     def is_archived(self, segment: str) -> bool:
-        return (self.home / self.server / "wals" / segment[:16] / segment).exists()
+        return self.wal_path(segment).exists()
+
+    def wal_path(self, segment: str) -> Path:
+        """Where the archive keeps ``segment`` (uncompressed name; Barman may add a suffix when it compresses)."""
+        return self.wals_directory / segment[:16] / segment
 
     def wait_for_streaming(self, timeout: float = 30) -> dict:
         """Wait until replication-status lists Barman's streaming client."""
@@ -260,10 +282,11 @@ class Barman:
     # -- recovery -----------------------------------------------------------------------------
 
     def recover(self, backup_id: str, destination: Path, target: RecoveryTarget,
-                timeout: float = 600) -> subprocess.CompletedProcess:
+                timeout: float = 600, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
         # Promote at a point-in-time target (Barman accepts a target action only with a target).
         action = ["--target-action", "promote"] if target.is_pitr else []
-        argv = ["recover", "--jobs", RECOVER_JOBS, *target.barman_args(), *action, self.server, backup_id, destination]
+        argv = ["recover", "--jobs", RECOVER_JOBS, *target.barman_args(), *action, *extra, self.server, backup_id,
+                destination]
         done = self.command(*argv, timeout=timeout, check=False)
         if done.returncode != 0:
             refused = [line for line in done.stdout.splitlines() if "ERROR" in line or "before the backup" in line]

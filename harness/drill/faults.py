@@ -27,7 +27,7 @@ class Damage:
 
 
 def _archived_segment_path(barman: Barman, segment: str) -> Path:
-    path = barman.home / barman.server / "wals" / segment[:16] / segment
+    path = barman.wal_path(segment)
     if not path.exists():
         raise FileNotFoundError(f"WAL segment {segment} is not in the archive at {path}")
     return path

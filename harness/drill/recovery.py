@@ -27,7 +27,8 @@ def new_record(backup: Backup, target: RecoveryTarget) -> RestoreRecord:
 
 
 def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarget, record: RestoreRecord,
-                   newest_archived_commit: str = "", timeout: float = 300) -> list[Backup]:
+                   newest_archived_commit: str = "", timeout: float = 300,
+                   recover_options: tuple[str, ...] = ()) -> list[Backup]:
     """Restore ``backup`` to ``target`` into the empty scratch ``server`` and start it; returns the
     backups combined into the restore (leaf first). Raises VerificationFailed with the cause."""
     record.rpo_seconds = rpo_seconds(backup, target, newest_archived_commit)
@@ -43,7 +44,7 @@ def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarge
 
     t0 = time.monotonic()
     try:
-        barman.recover(backup.backup_id, server.data_dir, target, timeout=timeout)
+        barman.recover(backup.backup_id, server.data_dir, target, timeout=timeout, extra=recover_options)
     except TargetRefused as exc:
         raise record.failed("target_accepted", exc) from None
     record.passed("target_accepted", target.describe())

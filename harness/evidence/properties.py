@@ -23,7 +23,19 @@ def _one_restore(record: RestoreRecord) -> list[tuple[str, str]]:
         ("rpo_seconds", "" if record.rpo_seconds is None else f"{record.rpo_seconds:.3f}"),
         ("expected_fingerprint", record.expected_fingerprint),
         ("actual_fingerprint", record.actual_fingerprint),
-    ] + [(f"check_{check.name}", check.render()) for check in record.checks]
+    ] + [(f"check_{check.name}", check.render()) for check in record.checks] + _foreign(record)
+
+
+def _foreign(record: RestoreRecord) -> list[tuple[str, str]]:
+    """What only restores of backups the harness did not take carry (after 0.1.0's names)."""
+    pairs = []
+    if record.newest_commit:
+        pairs.append(("newest_commit", record.newest_commit))
+    if record.tables:
+        pairs.append(("restored_tables", "; ".join(table.render() for table in record.tables)))
+    if record.overrides:
+        pairs.append(("scratch_overrides", "; ".join(record.overrides)))
+    return pairs
 
 
 def restore_properties(records: list[RestoreRecord]) -> list[tuple[str, str]]:

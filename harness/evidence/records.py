@@ -23,6 +23,19 @@ class CheckOutcome:
         return ("passed" if self.passed else "FAILED") + (f": {self.detail}" if self.detail else "")
 
 
+@dataclass(frozen=True)
+class TableFacts:
+    """One table of a restored cluster: its rows and size, as the restore holds them."""
+
+    database: str
+    table: str          # schema.name
+    rows: int
+    bytes: int
+
+    def render(self) -> str:
+        return f"{self.database}.{self.table}: {self.rows} rows, {self.bytes} bytes"
+
+
 @dataclass
 class RestoreRecord:
     """One restore of a backup to a target into a scratch instance, and what was proven of it."""
@@ -42,6 +55,10 @@ class RestoreRecord:
     rpo_seconds: float | None = None  # from the target to the newest archived commit
     expected_fingerprint: str = ""
     actual_fingerprint: str = ""
+    # Restores of backups the harness did not take (--stack existing):
+    newest_commit: str = ""           # the newest commit found in the restore
+    tables: list["TableFacts"] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)  # production settings the scratch overrode
 
     @property
     def recovery_seconds(self) -> float:

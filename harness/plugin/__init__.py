@@ -9,4 +9,5 @@ pytest_plugins = [
     "harness.plugin.versions",
     "harness.plugin.fixtures",
     "harness.plugin.reporting",
+    "harness.plugin.existing",
 ]

@@ -56,6 +56,11 @@ def scratch(request, stack, record_property):
     """Recoveries into scratch instances; their records are the drill's evidence, kept when it failed."""
     drill = Scratch(stack, request.node.name)
     yield drill
+    finish_scratch(request, drill, stack, record_property)
+
+
+def finish_scratch(request, drill, stack, record_property) -> None:
+    """A drill's restores become its evidence; a failed drill's scratches and logs are kept."""
     request.node.stash[RESTORES] = list(drill.records)
     for name, value in restore_properties(drill.records):
         record_property(name, value)
@@ -67,7 +72,8 @@ def scratch(request, stack, record_property):
     if failed and config.keep_on_failure and drill.servers:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         kept = drill.keep(Path(config.reports_dir) / "kept" / f"{drill.label}-{stamp}")
-        redact_tree(kept, stack.credentials.secrets())
+        secrets = stack.credentials.secrets() if stack.credentials else []
+        redact_tree(kept, secrets)
         record_property("kept_evidence", str(kept))
         run_state(request.config).record.kept.append(str(kept))
     drill.discard()

@@ -20,6 +20,8 @@ MARKERS = {
     "incremental": "incremental backup chains (PostgreSQL 17+): PITR inside each link, verify-backup, broken links",
     "property": "hypothesis-driven drills (random histories; size set by the hypothesis profile: ci or nightly)",
     "drill": "needs the stack: a real PostgreSQL server and a real Barman",
+    "existing": "drills of a Barman this machine already runs (--stack existing)",
+    "canary": "exact proof by a token written on production (--stack existing --canary)",
 }
 
 # Hypothesis profiles. A property drill recovers a backup per drawn target (seconds each): "ci" runs
@@ -100,5 +102,5 @@ def _interrupt(signum, frame):
 def pytest_collection_modifyitems(config, items):
     for item in items:
         # A drill is any test that needs a stack (directly or through another fixture).
-        if "stack" in getattr(item, "fixturenames", ()):
+        if {"stack", "existing_stacks"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.drill)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,16 +36,18 @@ class ServerStartFailed(HarnessError):
 
 @dataclass
 class Connection:
-    """How to reach a server over TCP on 127.0.0.1 with the run's passfile."""
+    """How to reach a server: over TCP on 127.0.0.1 with the run's passfile, or (``host`` a directory)
+    over a private Unix socket."""
 
     port: int
-    passfile: Path
+    passfile: Path | None
     user: str = "postgres"
+    host: str = "127.0.0.1"
 
     def conninfo(self, dbname: str = "postgres", user: str | None = None) -> str:
         """A libpq conninfo without secrets (the password stays in the passfile)."""
-        return (f"host=127.0.0.1 port={self.port} user={user or self.user} dbname={dbname} "
-                f"passfile={self.passfile} connect_timeout=5")
+        text = f"host={self.host} port={self.port} user={user or self.user} dbname={dbname} connect_timeout=5"
+        return text + (f" passfile={self.passfile}" if self.passfile else "")
 
     def connect(self, dbname: str = "postgres", autocommit: bool = True) -> psycopg.Connection:
         options = " ".join(f"-c {key}={value.replace(' ', '')}" for key, value in SESSION_SETTINGS.items())
@@ -140,9 +143,10 @@ class PostgresServer(ServerHandle):
         # itself connects over TCP only, so a deep run dir just means no Unix socket.
         fits = len(f"{self.socket_dir}/.s.PGSQL.{self.port}") <= UNIX_SOCKET_PATH_MAX
         options = {"port": self.port, "listen_addresses": "127.0.0.1",
-                   "unix_socket_directories": str(self.socket_dir) if fits else "''"}
+                   "unix_socket_directories": str(self.socket_dir) if fits else ""}
         options.update(extra_options or {})
-        opt_text = " ".join(f"-c {key}={value}" for key, value in options.items())
+        # pg_ctl hands -o to a shell: each setting is quoted as one word.
+        opt_text = " ".join(f"-c {shlex.quote(f'{key}={value}')}" for key, value in options.items())
         done = run([self.pg.tool("pg_ctl"), "-D", self.data_dir, "-l", self.log_path, "-o", opt_text,
                     "-w", "-t", int(timeout), "start"], run_as=self.run_as, timeout=timeout + 15, check=False)
         if done.returncode != 0 or not self.is_running():

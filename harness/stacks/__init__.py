@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 STACKS = {
     "local": "harness.stacks.local:LocalStack",
     "compose": "harness.stacks.compose:ComposeStack",
+    "existing": "harness.stacks.existing:ExistingStack",
 }
 
 
