@@ -11,6 +11,7 @@ a token written on production before a restore point must be in the restore, one
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,12 +19,14 @@ from dataclasses import dataclass
 import psycopg
 
 from harness.barman.catalog import Backup
-from harness.checks import data
+from harness.checks import data, preflight
 from harness.drill.recovery import new_record, restore_backup
 from harness.drill.scratch import Restored, Scratch
 from harness.drill.targets import RecoveryTarget
 from harness.errors import SetupError, VerificationFailed
 from harness.evidence.records import RestoreRecord
+from harness.postgres.waldump import newest_commit_in
+from harness.process import logfiles
 
 CANARY_SCHEMA = "pgbv_canary"
 
@@ -33,26 +36,37 @@ class ExistingScratch(Scratch):
 
     def recover(self, backup: Backup, target: RecoveryTarget, timeout: float = 3600) -> Restored:
         stack = self.stack
+        record = new_record(backup, target)
+        self.records.append(record)
+        status = backup.raw.get("status", "")
+        if status != "DONE":  # a catalogue entry that cannot be restored: say why, from its metadata
+            preflight.backup_metadata(stack.barman, backup, record)
+            raise record.failed("backup_metadata", VerificationFailed(
+                f"Backup {backup.backup_id} is {status or 'not DONE'} in Barman's catalogue: it cannot be restored.",
+                "The newest backup of this server did not complete; see Barman's log for why."))
         pg = stack.binaries_for(backup)      # no verdict before any copy: wrong major, no room
         stack.require_room(backup)
         server = stack.scratch_server(self.label, pg)
         self.servers.append(server)
-        record = new_record(backup, target)
-        self.records.append(record)
         started = time.monotonic()
         with stack.progress.step(f"recover backup {backup.backup_id} of '{stack.server_name}' to {target.describe()}"):
+            def newest_commit_copied() -> None:
+                # What recovery to the end will replay: read before the server recycles its WAL.
+                if target.kind == "latest":
+                    record.newest_commit = newest_commit_in(pg, server.data_dir / "pg_wal")
             try:
                 chain = restore_backup(stack.barman, server, backup, target, record, timeout=timeout,
-                                       recover_options=server.recover_options(backup))
+                                       recover_options=server.recover_options(backup), before_start=newest_commit_copied)
             finally:
                 record.overrides = list(server.overrides)
         usable = time.monotonic() - started
         data.amcheck_all(server, record)
         data.full_read(server, record)
         data.inventory(server, record)
-        record.newest_commit = newest_commit(server)
         if target.kind == "latest":
             record.rpo_seconds = _age(record.newest_commit)
+        else:
+            record.newest_commit = newest_commit(server)
         self._limits(record, usable, target)
         return Restored(server, backup, target, record, chain)
 
@@ -75,11 +89,19 @@ class ExistingScratch(Scratch):
             record.passed("rpo", f"{record.rpo_seconds:.1f} s <= {config.max_rpo:.0f} s")
 
 
+LAST_COMMIT = re.compile(r"last completed transaction was at log time (.+?)\s*$")
+UTC_TEXT = "to_char(({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00'"
+
+
 def newest_commit(server) -> str:
-    """The commit time of the last transaction recovery applied (kept after recovery ended)."""
+    """The commit time of the last transaction an archive recovery applied (the server keeps it; its
+    log says it too). A restore to the end of WAL is a crash recovery: see newest_commit_in."""
     with server.conn.connect("postgres") as conn:
-        value = conn.execute("SELECT to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', "
-                             "'YYYY-MM-DD HH24:MI:SS.US') || '+00:00'").fetchone()[0]
+        value = conn.execute("SELECT " + UTC_TEXT.format("pg_last_xact_replay_timestamp()")).fetchone()[0]
+        if not value:
+            logged = [m.group(1) for line in logfiles.tail(server.log_path, 5000) if (m := LAST_COMMIT.search(line))]
+            if logged:
+                value = conn.execute("SELECT " + UTC_TEXT.format("%s::timestamptz"), (logged[-1],)).fetchone()[0]
     return value or ""
 
 

@@ -28,7 +28,7 @@ def new_record(backup: Backup, target: RecoveryTarget) -> RestoreRecord:
 
 def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarget, record: RestoreRecord,
                    newest_archived_commit: str = "", timeout: float = 300,
-                   recover_options: tuple[str, ...] = ()) -> list[Backup]:
+                   recover_options: tuple[str, ...] = (), before_start=None) -> list[Backup]:
     """Restore ``backup`` to ``target`` into the empty scratch ``server`` and start it; returns the
     backups combined into the restore (leaf first). Raises VerificationFailed with the cause."""
     record.rpo_seconds = rpo_seconds(backup, target, newest_archived_commit)
@@ -48,6 +48,8 @@ def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarge
     except TargetRefused as exc:
         raise record.failed("target_accepted", exc) from None
     record.passed("target_accepted", target.describe())
+    if before_start is not None:
+        before_start()
     server.adopt_restored_files()
     t1 = time.monotonic()
     record.copy_seconds = t1 - t0

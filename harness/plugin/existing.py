@@ -95,11 +95,16 @@ def planned_backups(config) -> list[tuple[str, str]]:
     return plan
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session):
+    # Before any module is collected, so that a bad configuration ends the run in one paragraph.
+    if drill_config(session.config).stack == "existing":
+        session.config.stash[PLAN] = planned_backups(session.config)
+
+
 def pytest_generate_tests(metafunc):
     if "existing_backup" in metafunc.fixturenames:
-        if PLAN not in metafunc.config.stash:
-            metafunc.config.stash[PLAN] = planned_backups(metafunc.config)
-        plan = metafunc.config.stash[PLAN]
+        plan = metafunc.config.stash.get(PLAN, [])
         metafunc.parametrize("existing_backup", plan, ids=[f"{server}-{backup}" for server, backup in plan])
 
 
@@ -122,7 +127,7 @@ def existing_drill(request, existing_stacks, existing_backup, record_property):
     server, backup_id = existing_backup
     try:
         running = existing_stacks.stack(server)
-        backup = running.barman.show_backup(backup_id)
+        backup = running.catalogued(backup_id)
     except HarnessError as exc:
         pytest.exit(f"--stack existing: Barman server '{server}' could not be read, so no drill has a verdict.\n"
                     f"{exc.render()}", returncode=2)

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import is_hypothesis_test
 
 from harness import __version__
-from harness.errors import HarnessError
+from harness.errors import HarnessError, SetupError
 from harness.evidence.files import utc_stamp
 from harness.evidence.properties import restore_properties
 from harness.evidence.records import DrillRecord
 from harness.evidence.report_html import write_html
 from harness.evidence.report_json import write_json
-from harness.plugin.state import REPORTS, RESTORES, drill_config, run_state
+from harness.plugin.state import NO_VERDICT, REPORTS, RESTORES, drill_config, run_state
 from harness.process.redact import redact
 
 
@@ -45,6 +45,10 @@ def pytest_runtest_makereport(item, call):
     item.stash.setdefault(REPORTS, {})[report.when] = report
     # A harness error explains itself in a paragraph: show that, not a traceback wall (but keep
     # the notes hypothesis attaches to it: the falsifying example).
+    if call.excinfo is not None and isinstance(call.excinfo.value, SetupError) and report.failed:
+        # Not a red: the drill could not be run (wrong binaries, no room, ...): no verdict.
+        item.stash[NO_VERDICT] = call.excinfo.value.cause
+        run_state(item.config).no_verdict.append(item.nodeid)
     if call.excinfo is not None and isinstance(call.excinfo.value, HarnessError) and report.failed:
         where = item.location
         notes = "".join(f"\n{note}" for note in getattr(call.excinfo.value, "__notes__", ()))
@@ -64,7 +68,8 @@ def _fold_drill(item) -> None:
             continue
         seconds += report.duration
         if outcome == "passed" and report.failed:
-            outcome, reason = ("failed" if when == "call" else "error"), _reason(report)
+            outcome, reason = ("failed" if when == "call" and NO_VERDICT not in item.stash else "error"), \
+                _reason(report)
         elif outcome == "passed" and report.skipped:
             outcome, reason = "skipped", _reason(report)
     restores = item.stash.get(RESTORES, [])
@@ -107,6 +112,9 @@ def _store_falsifying_example(item, report) -> None:
 
 def pytest_sessionfinish(session, exitstatus):
     state = run_state(session.config)
+    reds = [drill for drill in state.record.drills if drill.outcome == "failed"]
+    if state.no_verdict and not reds and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
+        session.exitstatus = 2  # nothing found broken, but some drills could not run: no verdict
     if not state.record.drills:
         return
     state.record.facts.setdefault("run_ended_utc", _utc_now())

@@ -18,12 +18,14 @@ class RunState:
     record: RunRecord = field(default_factory=RunRecord)
     secrets: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
+    no_verdict: list[str] = field(default_factory=list)  # drills that could not be run (SetupError)
 
 
 CONFIG = pytest.StashKey[DrillConfig]()
 RUN = pytest.StashKey[RunState]()
 RESTORES = pytest.StashKey[list[RestoreRecord]]()   # per test item: its restores' records
 REPORTS = pytest.StashKey[dict]()                   # per test item: its setup/call/teardown reports
+NO_VERDICT = pytest.StashKey[str]()                 # per test item: why it could not be run, when so
 
 
 def drill_config(config: pytest.Config) -> DrillConfig:

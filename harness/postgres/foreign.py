@@ -57,9 +57,9 @@ def neutralize(pg: PgBin, data_dir: Path, run_as: RunAs, socket_dir: Path, port:
     restored = _restored_settings(pg, data_dir, run_as)
     result = Neutralized()
 
-    def put(name: str, value: str, why: str) -> None:
+    def put(name: str, value: str, why: str, before: str | None = None) -> None:
         result.settings[name] = value
-        before = restored.get(name)
+        before = restored.get(name) if before is None else before
         if before is not None and before != value:
             result.overrides.append(f"{name}: {before!r} -> {value!r} ({why})")
 
@@ -76,8 +76,9 @@ def neutralize(pg: PgBin, data_dir: Path, run_as: RunAs, socket_dir: Path, port:
         put("archive_library", "", "a scratch must never archive into the production archive")
     if pg.major <= PROMOTE_TRIGGER_UNTIL:
         put("promote_trigger_file", "", "production's trigger files are not watched here")
-    if _kilobytes(restored.get("shared_buffers", "")) > SMALL_SHARED_BUFFERS_KB:
-        put("shared_buffers", "128MB", "sized for production's machine")
+    restored_buffers = _kilobytes(restored.get("shared_buffers", ""))
+    if restored_buffers > SMALL_SHARED_BUFFERS_KB:
+        put("shared_buffers", "128MB", "sized for production's machine", before=f"{restored_buffers // 1024}MB")
     installed = installed_libraries(pg)
     for name in PRELOADS:
         wanted = [lib.strip() for lib in restored.get(name, "").split(",") if lib.strip()]

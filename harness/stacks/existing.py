@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.barman.catalog import Backup
 from harness.barman.driver import Barman
-from harness.errors import SetupError
+from harness.errors import HarnessError, SetupError
 from harness.postgres import versions as pgversions
 from harness.postgres.binaries import PgBin, find_barman, find_pg_bindir, require_rsync, tool_version
 from harness.postgres.foreign import neutralize, write_private_hba
@@ -31,7 +31,8 @@ BARMAN_CONFIG_SEARCH = ("~/.barman.conf", "/etc/barman.conf", "/etc/barman/barma
 READ_ONLY = {"list-backups", "list-backup", "show-backup", "show-backups", "show-servers", "list-files", "verify-backup",
              "check", "replication-status", "status", "list-servers", "diagnose", "recover", "restore"}
 CANARY_ONLY = {"switch-wal"}
-ROOM_FACTOR = 1.2  # a restore needs the backup's size plus the WAL it replays: a margin on top
+ROOM_FACTOR = 1.2
+IN_PROGRESS = ("STARTED", "WAITING_FOR_WALS", "SYNCING")  # a restore needs the backup's size plus the WAL it replays: a margin on top
 
 
 class ExistingBarman(Barman):
@@ -158,13 +159,29 @@ class ExistingStack(StackBase):
 
     def chosen_backups(self) -> list[Backup]:
         """The backups ``--backups`` names, oldest first; a Barman without any is no verdict."""
-        listed = [item for item in self.barman.json("list-backups", self.server_name).get(self.server_name, [])
-                  if isinstance(item, dict)]
-        done = sorted((item for item in listed if item.get("status") == "DONE"), key=lambda item: item["backup_id"])
+        listed = sorted((item for item in self.barman.json("list-backups", self.server_name).get(self.server_name, [])
+                         if isinstance(item, dict) and item.get("backup_id")), key=lambda item: item["backup_id"])
+        done = [item for item in listed if item.get("status") == "DONE"]
         if not done:
             raise SetupError(f"Barman server '{self.server_name}' has no finished backup to drill "
                              f"({len(listed)} listed, none DONE).", "Take a backup first (barman backup).")
-        return [self.barman.show_backup(item["backup_id"]) for item in select(done, self.config.backups)]
+        chosen = select(done, self.config.backups)
+        # The newest entry of the catalogue, when it is neither DONE nor still in progress, is a backup
+        # that was meant to exist and cannot be restored (`barman check` stays OK): it is drilled, and red.
+        newest = listed[-1]
+        if newest.get("status") not in ("DONE", *IN_PROGRESS) and self.config.backups in (("latest",), ("all",)):
+            chosen = [*([] if self.config.backups == ("latest",) else chosen), newest]
+        return [self.catalogued(item["backup_id"], item.get("status", "")) for item in chosen]
+
+    def catalogued(self, backup_id: str, status: str = "") -> Backup:
+        """Barman's record of a backup; for one Barman cannot show, what is known: its id and status."""
+        try:
+            backup = self.barman.show_backup(backup_id)
+        except HarnessError:
+            return Backup(backup_id, "", "", "", "", 0, raw={"status": status or "unreadable"})
+        if status and not backup.raw.get("status"):
+            backup.raw["status"] = status
+        return backup
 
     def binaries_for(self, backup: Backup) -> PgBin:
         """The PostgreSQL binaries of the backup's major version (--pg-bindir, else the installed one)."""
