@@ -131,6 +131,11 @@ class Production:
 
     # -- connections -------------------------------------------------------------------------
 
+    @property
+    def tablespace_dir(self) -> Path:
+        """Where production keeps its tablespace archive_space (outside its data directory)."""
+        return self.root / "tablespace"
+
     def dsn(self, dbname: str = "books_db") -> str:
         return (f"host=127.0.0.1 port={self.port} user=postgres password={self.superuser_password} "
                 f"dbname={dbname} connect_timeout=5")
@@ -334,6 +339,11 @@ class Production:
         with self.connect() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany("INSERT INTO books (category_id, title, author, isbn, year) "
                             "VALUES (%s, %s, %s, %s, %s)", values)
+            cur.execute("SELECT 1 FROM pg_class WHERE relname = 'old_books'")
+            if cur.fetchone():  # production_settings: some rows live in the tablespace too
+                cur.execute("INSERT INTO old_books (category_id, title, author, isbn, year) "
+                            "SELECT category_id, title, author, isbn, year FROM books ORDER BY id DESC LIMIT %s",
+                            (max(rows // 10, 1),))
 
     # -- teardown ----------------------------------------------------------------------------
 
@@ -510,7 +520,7 @@ def build_production(rows: int = 2000, backups: int = 2, production_settings: bo
 
 def _build(prod: Production, pg_home: Path, rows: int, backups: int, production_settings: bool) -> None:
     root = prod.root
-    for directory in (pg_home, root / "sockets", prod.archive_dir):
+    for directory in (pg_home, root / "sockets", prod.archive_dir, prod.tablespace_dir):
         directory.mkdir(mode=0o700)
         _chown_to_server_user(directory)
 
@@ -539,6 +549,12 @@ def _build(prod: Production, pg_home: Path, rows: int, backups: int, production_
             conn.execute("CREATE EXTENSION pg_stat_statements")
     with prod.connect("books_db") as conn:
         conn.execute(INIT_SQL.read_bytes())
+        if production_settings:
+            # A tablespace outside the data directory, as production servers have: a restore that did
+            # not map it would write into this directory.
+            conn.execute(sql.SQL("CREATE TABLESPACE archive_space LOCATION {}").format(
+                sql.Literal(str(prod.tablespace_dir))))
+            conn.execute("CREATE TABLE old_books (LIKE books INCLUDING ALL) TABLESPACE archive_space")
 
     passfile = root / "barman.pgpass"
     _write_secret(passfile, "".join(f"127.0.0.1:{prod.port}:*:{role}:{password}\n"

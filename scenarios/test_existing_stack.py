@@ -55,9 +55,9 @@ def catalogue(prod) -> dict:
 def test_latest_backup_verified_and_nothing_of_production_touched(prod, tmp_path):
     prod.stop_streaming()          # a quiet production, so that any change would be the harness's
     try:
-        before = (catalogue(prod), tree_digest(prod.archive_dir), table_digest(prod.dsn()))
+        before = (catalogue(prod), tree_digest(prod.archive_dir), table_digest(prod.dsn()), tree_digest(prod.tablespace_dir))
         rc, output, cases = drill(prod, tmp_path)
-        after = (catalogue(prod), tree_digest(prod.archive_dir), table_digest(prod.dsn()))
+        after = (catalogue(prod), tree_digest(prod.archive_dir), table_digest(prod.dsn()), tree_digest(prod.tablespace_dir))
     finally:
         prod.start_streaming()
     assert rc == 0, output[-5000:]
@@ -70,6 +70,7 @@ def test_latest_backup_verified_and_nothing_of_production_touched(prod, tmp_path
                       "full_read"):
             assert props[f"check_{check}"].startswith("passed"), (name, check, props.get(f"check_{check}"))
         assert "books_db.public.books: " in props["restored_tables"]
+        assert "books_db.public.old_books: " in props["restored_tables"]   # the table in the tablespace
         overrides = props["scratch_overrides"]
         for setting in ("archive_mode", "archive_command", "shared_buffers", "huge_pages", "port"):
             assert f"{setting}:" in overrides, (setting, overrides)
@@ -79,6 +80,7 @@ def test_latest_backup_verified_and_nothing_of_production_touched(prod, tmp_path
     assert before[0] == after[0], "Barman's catalogue changed"
     assert before[1] == after[1], "the production archive_command's directory changed"
     assert before[2] == after[2], "production's data changed"
+    assert before[3] == after[3], "production's tablespace directory changed"
 
 
 def test_all_or_listed_backups_each_verified(prod, tmp_path):
@@ -88,9 +90,10 @@ def test_all_or_listed_backups_each_verified(prod, tmp_path):
     assert len(cases) == 2 * len(prod.backup_ids)
 
     first = prod.backup_ids[0]
-    rc, output, cases = drill(prod, tmp_path / "one", "--backups", first)
+    rc, output, cases = drill(prod, tmp_path / "one", "--backups", first, "--barman-server", "all")
     assert rc == 0, output[-5000:]
     assert {props["backup_id"] for props in cases.values()} == {first} and len(cases) == 2
+    assert {props["barman_server"] for props in cases.values()} == {"postgres"}   # every server of the file
 
 
 def test_canary_proves_the_restore_point_exactly(prod, tmp_path):

@@ -85,6 +85,13 @@ class ForeignScratch(PostgresServer):
                 options += ["--tablespace", f"{name}:{location}"]
         return tuple(options)
 
+    def adopt_restored_files(self) -> None:
+        """The data dir and the tablespaces mapped into the run go to the server user."""
+        super().adopt_restored_files()
+        spaces = self.home / "tablespaces"
+        if spaces.is_dir():
+            chown_to(spaces, self.run_as, recursive=True)
+
     def start(self, extra_options: dict | None = None, timeout: float = 60) -> None:
         hba, ident = self.home / "pg_hba.conf", self.home / "pg_ident.conf"
         write_private_hba(hba, ident)

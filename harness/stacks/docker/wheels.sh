@@ -4,6 +4,8 @@
 #   docker/wheels.sh [--force]
 #   docker/wheels/barman/  barman (installed --no-deps), python-dateutil, six, psycopg2-binary
 #   docker/wheels/app/     psycopg[binary], faker and their dependencies
+#   docker/wheels/harness/ what the harness itself imports at run time (barman image: `--stack existing`
+#                          on its own Barman), with their dependencies
 # Wheels are for the images' Python (Debian 12: CPython 3.11, glibc 2.36) on this machine's
 # architecture, whatever Python runs this script. Skips a set whose stamp is newer than this
 # script unless --force. Environment: PIP (default: python3 -m pip, else ../.venv/bin/pip).
@@ -34,6 +36,9 @@ target+=(--platform "manylinux2014_${arch}" --platform "manylinux2010_${arch}" -
 BARMAN_SPEC=${BARMAN_SPEC:-barman>=3.19,<4}
 barman_deps=("python-dateutil" "six" "psycopg2-binary>=2.9,<3")
 app_reqs=("psycopg[binary]>=3.1,<4" "faker>=25")
+# pyproject.toml's dependencies but barman (the image has its own, in its own venv)
+harness_reqs=("psycopg[binary]>=3.1,<4" "pytest>=8,<10" "pytest-docker>=3,<4" "hypothesis>=6.100,<7"
+              "tenacity>=8.2,<10" "faker>=25" "jinja2>=3.1,<4")
 
 download() {  # download DIR ARGS...
   local dir=$1; shift
@@ -60,8 +65,10 @@ barman_set() {
   download "$1" "${barman_deps[@]}"
 }
 app_set() { download "$1" "${app_reqs[@]}"; }
+harness_set() { download "$1" "${harness_reqs[@]}"; }
 
 started=$(date +%s)
 fetch_set barman barman_set
 fetch_set app app_set
+fetch_set harness harness_set
 say "done in $(( $(date +%s) - started )) s"
