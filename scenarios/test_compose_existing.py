@@ -9,7 +9,6 @@ engine can be had; nothing of the project is left afterwards.
 
 import uuid
 
-import pytest
 from junitparser import Error, Failure, JUnitXml, Properties, Skipped
 from test_compose_stack import engine, project_resources  # noqa: F401 (engine is a fixture)
 

@@ -6,6 +6,7 @@ usual and asserts both that it failed and that the message names the injected ca
 
 import pytest
 
+from harness.checks.wal_integrity import WalIntegrityFailed
 from harness.drill import faults
 from harness.errors import RecoveryFailed, TargetRefused, VerificationFailed
 from harness.postgres.wal import segment_number, segment_of
@@ -70,6 +71,7 @@ def test_target_after_last_archived_commit_fails_loudly(source, barman, books, s
     with pytest.raises(RecoveryFailed, match="recovery ended before the configured target was reached") as red:
         scratch.recover(backup, faults.target_after_last_commit(source))
     assert "FATAL" in red.value.details
+    assert "the WAL ends there (the target is later than anything archived)" in str(red.value)
 
 
 def test_target_before_backup_end_is_refused(source, barman, books, scratch):
@@ -90,8 +92,8 @@ def test_latest_over_wal_gap_is_noticed(source, barman, scratch, segment_between
             scratch.recover(backup, source.capture_target("latest"))
     message = str(red.value)
     assert middle in message
-    if damage == "zeroed":   # the listing is intact: only the redo end vs the archive shows it
-        assert isinstance(red.value, RecoveryFailed) and "redo stopped early" in message
+    if damage == "zeroed":   # the listing is intact: reading the WAL before the restore shows it
+        assert isinstance(red.value, WalIntegrityFailed) and "page header" in message
 
 
 @pytest.mark.parametrize("how", ["missing", "truncated"])

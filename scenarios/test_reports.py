@@ -77,6 +77,18 @@ def test_junit_carries_run_and_drill_properties(finished_run):
     assert stale["expected_fingerprint"] != stale["actual_fingerprint"]
 
 
+def test_property_names_of_release_0_1_0_are_all_still_written_in_order(finished_run):
+    """Auditors' tooling reads these names: later releases add checks, never rename or reorder."""
+    import re
+    baseline = json.loads((Path(__file__).resolve().parent.parent / "tests" / "data" /
+                           "junit-properties-0.1.0.json").read_text())["cases"]["test_full_backup_restores_to_immediate"]
+    suite = list(JUnitXml.fromfile(str(finished_run["reports"] / "junit.xml")))[0]
+    case = next(case for case in suite if case.name == "test_exact_restore")
+    written = [re.sub(r"\d{8}T\d{6}", "<backup_id>", p.name) for g in case.iterchildren(Properties) for p in g]
+    remaining = iter(written)
+    assert all(name in remaining for name in baseline), (baseline, written)   # a subsequence, in order
+
+
 def test_json_evidence_has_one_object_per_drill(finished_run):
     [path] = finished_run["reports"].glob("drill-*.json")
     data = json.loads(path.read_text())

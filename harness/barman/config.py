@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def render_config(*, home: Path, user: str, server: str, conninfo: str, streaming_conninfo: str,
-                  bindir: Path, slot: str = "barman") -> str:
+                  bindir: Path, slot: str = "barman", extra: dict | None = None) -> str:
     """The barman.conf for one run: a streaming-only server section (no ssh, no archive_command)."""
     return f"""\
 [barman]
@@ -30,4 +30,4 @@ immediate_checkpoint = true
 path_prefix = {bindir}
 minimum_redundancy = 0
 retention_policy =
-"""
+""" + "".join(f"{key} = {value}\n" for key, value in (extra or {}).items())

@@ -24,27 +24,35 @@ from harness.process.waiting import wait_until
 EARLY_END = re.compile(r"recovery ended before configured recovery target was reached")
 STOP_LINE = re.compile(r"recovery stopping .*")
 REDO_DONE = re.compile(r"redo done at ([0-9A-F]+/[0-9A-F]+)")
-RELEVANT = r"FATAL|PANIC|ERROR|recovery stopping|redo done|selected new timeline|archive recovery complete|consistent"
+RELEVANT = (r"FATAL|PANIC|ERROR|recovery stopping|redo done|selected new timeline|archive recovery complete|consistent"
+            r"|invalid|incorrect|wrong size|checksum|unexpected pageaddr|contrecord|could not")
+# Lines the server writes about WAL it could not use: always in a diagnosis, whatever else the log holds.
+WAL_TROUBLE = r"invalid|incorrect|wrong size|checksum|unexpected pageaddr|contrecord|could not (open|read|restore)"
 
 
-def target_reached(server, target: RecoveryTarget, record: RestoreRecord, newest_segment: str,
+def target_reached(server, target: RecoveryTarget, record: RestoreRecord, archived: list[str],
                    timeline: int, timeout: float) -> str:
     """Wait until ``server`` has left recovery at exactly ``target``; record and return its stop line.
-    For `latest`, redo must also have reached ``newest_segment`` (timeline ``timeline``)."""
+    For `latest`, redo must also have reached the newest of the ``archived`` segments."""
     try:
-        record.stop_line = wait_until_target_reached(server, target, timeout=timeout)
+        record.stop_line = wait_until_target_reached(server, target, timeout=timeout, archived=archived,
+                                                     timeline=timeline)
     except VerificationFailed as exc:
         raise record.failed("target_reached", exc) from None
     if not target.is_pitr:
-        _replayed_to_archive_end(server, target, record, newest_segment, timeline)
+        _replayed_to_archive_end(server, target, record, archived, timeline)
     record.passed("target_reached", record.stop_line)
     return record.stop_line
 
 
-def start_failure(server, target: RecoveryTarget, record: RestoreRecord, details: str) -> RecoveryFailed:
-    """The scratch server did not come up: say whether WAL ran out before the target."""
-    reason = early_end(server) or "the scratch server did not come up"
-    return record.failed("target_reached", recovery_failed(server, target, reason, details))
+def start_failure(server, target: RecoveryTarget, record: RestoreRecord, details: str, archived: list[str],
+                  timeline: int) -> RecoveryFailed:
+    """The scratch server did not come up: say where redo stopped and why, or quote its FATAL line."""
+    reason = early_end(server, archived, timeline)
+    if not reason:
+        fatal = [line for line in logfiles.tail(server.log_path, 400) if "FATAL" in line or "PANIC" in line]
+        reason = "the scratch server did not come up" + (f": {_message(fatal[-1])}" if fatal else "")
+    return record.failed("target_reached", recovery_failed(server, target, reason, details + _trouble(server)))
 
 
 def timeline_opened(server, target: RecoveryTarget, record: RestoreRecord, backup_timeline: int) -> int:
@@ -59,12 +67,13 @@ def timeline_opened(server, target: RecoveryTarget, record: RestoreRecord, backu
     return record.timeline
 
 
-def wait_until_target_reached(server, target: RecoveryTarget, timeout: float) -> str:
+def wait_until_target_reached(server, target: RecoveryTarget, timeout: float, archived: list[str] = (),
+                              timeline: int = 1) -> str:
     """Return the log's stop line once the server has left recovery at exactly ``target``."""
     expected = re.compile(target.stop_pattern())
 
     def reached():
-        early = early_end(server)
+        early = early_end(server, archived, timeline)
         if early:
             raise recovery_failed(server, target, early)
         log = "\n".join(logfiles.tail(server.log_path, 400))
@@ -86,29 +95,64 @@ def wait_until_target_reached(server, target: RecoveryTarget, timeout: float) ->
                       logs=lambda: server.log_excerpt(40, RELEVANT))
 
 
-def early_end(server) -> str:
-    if any(EARLY_END.search(line) for line in logfiles.tail(server.log_path, 400)):
-        return "WAL ran out before the target: recovery ended before the configured target was reached"
-    return ""
+def early_end(server, archived: list[str] = (), timeline: int = 1) -> str:
+    """Why recovery ended before its target, from the log: where redo stopped against what the archive
+    holds, or "" when it did not end early."""
+    log = logfiles.tail(server.log_path, 400)
+    if not any(EARLY_END.search(line) for line in log):
+        return ""
+    reason = "WAL ran out before the target: recovery ended before the configured target was reached"
+    stops = [found.group(1) for line in log if (found := REDO_DONE.search(line))]
+    if stops and archived:
+        reason += "; " + why_redo_stopped(server, stops[-1], list(archived), timeline)
+    return reason
 
 
-def _replayed_to_archive_end(server, target: RecoveryTarget, record: RestoreRecord, newest_segment: str,
+def why_redo_stopped(server, redo_end: str, archived: list[str], timeline: int) -> str:
+    """Redo stopped at ``redo_end``: the segment it could not go on to is missing, present but
+    damaged, or beyond the end of the archive (the target is later than anything archived)."""
+    redo_segment = segment_of(redo_end, timeline)
+    newest = archived[-1]
+    held = f"redo stopped at {redo_end} in segment {redo_segment} while the archive holds WAL through {newest}"
+    following = segment_name(timeline, segment_number(redo_segment) + 1)
+    if segment_number(redo_segment) >= segment_number(newest):
+        return f"{held}: the WAL ends there (the target is later than anything archived)"
+    if following not in archived:
+        return f"{held}: segment {following} is missing from the archive"
+    troubles = [_message(line) for line in logfiles.tail(server.log_path, 400) if re.search(WAL_TROUBLE, line)]
+    said = troubles[-1] if troubles else ""
+    # The server names the segment, or the LSN of the bad record; else it is the one redo could not enter.
+    named, at = re.search(r"segment ([0-9A-F]{24})", said), re.search(r"at ([0-9A-F]+/[0-9A-F]+)", said)
+    damaged = named.group(1) if named else segment_of(at.group(1), timeline) if at else following
+    return (f"{held}: segment {damaged} is present but damaged"
+            + (f" (the server: {said})" if said else " (the server replayed nothing more of it)"))
+
+
+def _message(line: str) -> str:
+    """A log line without its prefix (time, pid)."""
+    return re.sub(r"^.*?\b(LOG|FATAL|PANIC|ERROR|WARNING|DETAIL):\s+", r"\1: ", line).strip()
+
+
+def _trouble(server) -> str:
+    lines = [line for line in logfiles.tail(server.log_path, 400) if re.search(WAL_TROUBLE, line)]
+    return ("\n  the server about WAL it could not use:\n" + "\n".join("    " + line for line in lines[-8:])) if lines else ""
+
+
+def _replayed_to_archive_end(server, target: RecoveryTarget, record: RestoreRecord, archived: list[str],
                              timeline: int) -> None:
     # Over a WAL gap, recovery to "latest" ends quietly at the gap: compare where redo ended
     # with the newest segment the archive holds.
     redo_end = record.stop_line.rsplit(" ", 1)[-1]
     redo_segment = segment_of(redo_end, timeline)
-    if segment_number(redo_segment) < segment_number(newest_segment):
-        unreplayed = segment_name(timeline, segment_number(redo_segment) + 1)
+    if archived and segment_number(redo_segment) < segment_number(archived[-1]):
         raise record.failed("target_reached", recovery_failed(
             server, target,
-            f"redo stopped early at {redo_end} in segment {redo_segment} while the archive holds WAL through "
-            f"{newest_segment}: segment {unreplayed} could not be replayed (missing or damaged), so every "
-            f"change after {redo_end} is absent from the restore"))
+            why_redo_stopped(server, redo_end, archived, timeline).replace("redo stopped", "redo stopped early", 1)
+            + f", so every change after {redo_end} is absent from the restore"))
 
 
 def recovery_failed(server, target: RecoveryTarget, reason: str, details: str = "") -> RecoveryFailed:
     return RecoveryFailed(
         f"Recovery of {server.data_dir} to {target.describe()} failed: {reason}.",
-        "Check that the WAL from the backup to the target is archived (barman list-files --target wal).",
-        details or server.log_excerpt(25, RELEVANT))
+        "Check that the WAL from the backup to the target is archived and sound (barman list-files --target wal).",
+        details or (server.log_excerpt(25, RELEVANT) + _trouble(server)))

@@ -7,14 +7,18 @@ drills that run after it see an intact archive.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.barman.driver import Backup, Barman
+from harness.barman.catalog import Backup
+from harness.barman.driver import Barman
 from harness.drill.source import Source
 from harness.drill.targets import RecoveryTarget
+from harness.postgres.wal import segment_name, segment_number
+from harness.process.commands import run
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,54 @@ def wal_segment_zeroed(barman: Barman, segment: str):
         yield Damage("WAL segment zeroed in the archive", path, segment)
     finally:
         path.write_bytes(original)
+
+
+WAL_DAMAGE = ("bytes changed", "cut short", "another segment's content", "compressed data cut")
+
+
+@contextmanager
+def wal_segment_damaged(barman: Barman, segment: str, how: str, pg=None):
+    """The archived ``segment`` is still there and listed, but: a byte inside one of its records is
+    inverted (``bytes changed``; ``pg`` finds a record wholly inside the segment), it is cut to half its
+    size (``cut short``), it holds the previous segment's bytes (``another segment's content``), or its
+    compressed file is cut to a tenth (``compressed data cut``)."""
+    path = _archived_segment_path(barman, segment)
+    original = path.read_bytes()
+    if how == "bytes changed":
+        offset = _inside_a_record(pg, path, segment)
+        damaged = original[:offset] + bytes([original[offset] ^ 0xFF]) + original[offset + 1:]
+    elif how == "cut short":
+        damaged = original[: len(original) // 2]
+    elif how == "another segment's content":
+        previous = segment_name(int(segment[:8], 16), segment_number(segment) - 1)
+        damaged = _archived_segment_path(barman, previous).read_bytes()
+    elif how == "compressed data cut":
+        damaged = original[: max(len(original) // 10, 1)]
+    else:
+        raise ValueError(f"unknown WAL damage {how!r}; one of {', '.join(WAL_DAMAGE)}")
+    path.write_bytes(damaged)
+    try:
+        yield Damage(f"WAL segment {how}", path, segment)
+    finally:
+        path.write_bytes(original)
+
+
+def _inside_a_record(pg, path: Path, segment: str) -> int:
+    """An offset in the payload of a record that starts and ends inside ``segment``."""
+    if pg is None:
+        raise ValueError("changing bytes inside a record needs the PostgreSQL binaries (pg) to find one")
+    done = run([pg.tool("pg_waldump"), "--path", path.parent, segment, segment], timeout=60, check=False)
+    size = path.stat().st_size
+    start = segment_number(segment) * size
+    for line in done.stdout.splitlines():
+        found = re.search(r"len \(rec/tot\):\s*(\d+)/\s*(\d+), .*lsn: ([0-9A-F]+)/([0-9A-F]+)", line)
+        if not found:
+            continue
+        total, lsn = int(found.group(2)), (int(found.group(3), 16) << 32) | int(found.group(4), 16)
+        offset = lsn - start
+        if total >= 48 and offset % 8192 + total < 8192 - 8:   # within one page: no header in between
+            return offset + total - 8
+    raise ValueError(f"no record wholly inside one page of {segment}")
 
 
 @contextmanager

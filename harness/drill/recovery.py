@@ -10,10 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from harness.barman.catalog import Backup
 from harness.barman.driver import Barman
-from harness.checks import preflight, reached
+from harness.checks import preflight, reached, wal_integrity
 from harness.drill.targets import RecoveryTarget
-from harness.errors import TargetRefused
+from harness.errors import SetupError, TargetRefused
 from harness.evidence.records import RestoreRecord
+from harness.postgres import versions as pgversions
 from harness.postgres.server import ServerStartFailed
 from harness.postgres.wal import segment_of
 
@@ -40,7 +41,9 @@ def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarge
         chain = preflight.backup_chain(barman, backup, record)  # an incremental's parents, up to its full root
         archived = listing.result()
     record.combined_backups = tuple(link.backup_id for link in reversed(chain))
-    preflight.wal_continuity(barman, backup, _last_needed_segment(target, backup, archived), record, archived)
+    through = _last_needed_segment(target, backup, archived)
+    preflight.wal_continuity(barman, backup, through, record, archived)
+    _wal_integrity(barman, server, backup, target, through, archived, record)
 
     t0 = time.monotonic()
     try:
@@ -56,14 +59,41 @@ def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarge
     try:
         server.start(SCRATCH_SETTINGS, timeout=timeout)
     except ServerStartFailed as exc:
-        raise reached.start_failure(server, target, record, exc.details) from None
+        raise reached.start_failure(server, target, record, exc.details, archived, backup.timeline) from None
     t2 = time.monotonic()
     record.start_seconds = t2 - t1
-    reached.target_reached(server, target, record, archived[-1] if archived else backup.end_wal,
-                           backup.timeline, timeout)
+    reached.target_reached(server, target, record, archived or [backup.end_wal], backup.timeline, timeout)
     record.reach_seconds = time.monotonic() - t2
     reached.timeline_opened(server, target, record, backup.timeline)
     return chain
+
+
+def _wal_integrity(barman: Barman, server, backup: Backup, target: RecoveryTarget, through: str,
+                   archived: list[str], record: RestoreRecord) -> None:
+    """Every record recovery will read, read first: damage is named before any copy. WAL after the
+    target is read too: damage there cannot change this restore, so it is a warning."""
+    pg = wal_reader(server, backup)
+    workdir = server.data_dir.parent
+    stop = {"immediate": wal_integrity.backup_end_lsn(backup), "latest": ""}.get(target.kind, target.at_lsn)
+    wal_integrity.wal_integrity(barman, pg, backup, wal_integrity.segment_range(backup.begin_wal, through), record,
+                                workdir, end_lsn=stop)
+    if stop and archived and archived[-1] >= segment_of(stop, backup.timeline):
+        wal_integrity.wal_integrity(barman, pg, backup,
+                                    wal_integrity.segment_range(segment_of(stop, backup.timeline), archived[-1]),
+                                    record, workdir, start_lsn=stop, name="wal_after_target", raise_on_damage=False)
+
+
+def wal_reader(server, backup: Backup):
+    """pg_waldump of the backup's major: the scratch server's own binaries, else the installed ones."""
+    pg = getattr(server, "pg", None)
+    if pg is not None:
+        return pg
+    version = int(backup.raw.get("postgresql_version") or 0)
+    found = pgversions.by_major(version // 10000 if version >= 100000 else version // 100) if version else None
+    if found is None:
+        raise SetupError(f"No pg_waldump of PostgreSQL {version or '(unknown)'} here to read the WAL of backup "
+                         f"{backup.backup_id} with.", "Install that major's server binaries.")
+    return found.pg
 
 
 def rpo_seconds(backup: Backup, target: RecoveryTarget, newest_archived_commit: str) -> float | None:

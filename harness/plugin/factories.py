@@ -15,15 +15,20 @@ import pytest
 from harness.errors import HarnessError
 from harness.plugin.state import drill_config, run_state
 from harness.plugin.versions import bindir_for
-from harness.stacks import make_stack
+from harness.stacks import make_stack, stack_class
 
 
-def stack_fixture(*, min_pg_major: int | None = None, scope: str = "session", kinds: tuple[str, ...] | None = None):
+def stack_fixture(*, min_pg_major: int | None = None, scope: str = "session", kinds: tuple[str, ...] | None = None,
+                  barman_settings: dict | None = None, name: str = "stack"):
     """A fixture that brings up a stack of the run's kind (``--stack``), on the run's PostgreSQL, or
     on the newest installed one of at least ``min_pg_major`` when the run named none; skipped with
-    the reason when that cannot be had, or when the run's stack kind is not in ``kinds``."""
+    the reason when that cannot be had, or when the run's stack kind is not in ``kinds``.
+    ``barman_settings`` (local stack only) add to Barman's server section, e.g. {"compression": "gzip"};
+    ``name``: the fixture's name, for a second stack beside the run's ``stack``."""
+    if barman_settings and kinds != ("local",):
+        raise ValueError("barman_settings apply to the local stack only: pass kinds=('local',)")
 
-    @pytest.fixture(scope=scope)
+    @pytest.fixture(scope=scope, name=name)
     def stack(request, pg_bindir):
         config = request.config
         drill = drill_config(config)
@@ -33,7 +38,9 @@ def stack_fixture(*, min_pg_major: int | None = None, scope: str = "session", ki
         if kinds is not None and drill.stack not in kinds:
             pytest.skip(f"these drills run on the {' or '.join(kinds)} stack only; this run is on --stack {drill.stack}")
         bindir = bindir_for(pg_bindir, min_pg_major)
-        running = make_stack(drill.replace(pg_bindir=bindir, pg_versions=()))
+        chosen = drill.replace(pg_bindir=bindir, pg_versions=())
+        running = stack_class(chosen.stack)(chosen, barman_settings=barman_settings) if barman_settings \
+            else make_stack(chosen)
         state = run_state(config)
         try:
             running.start()

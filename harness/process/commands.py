@@ -62,6 +62,20 @@ def run(argv, *, timeout: float = 120, env: dict | None = None, cwd: str | Path 
     return done
 
 
+def run_to_file(argv, path: Path, *, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``argv`` with its (binary) standard output written to ``path``; ``.stdout`` holds its errors."""
+    argv = [str(a) for a in argv]
+    with open(path, "wb") as out:
+        try:
+            done = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE, timeout=timeout, env=_merged_env(None),
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(argv, None, f"did not finish within {timeout:.0f} s")
+        except OSError as exc:
+            raise CommandFailed(argv, None, str(exc), cause=f"Could not run {argv[0]}: {exc.strerror}.") from None
+    return subprocess.CompletedProcess(argv, done.returncode, done.stderr.decode(errors="replace"))
+
+
 def start_background(argv, *, log_path: Path, env: dict | None = None,
                      run_as: RunAs = CURRENT_USER) -> subprocess.Popen:
     """Start a long-running command in its own session, output appended to ``log_path``.

@@ -56,10 +56,11 @@ class LocalStack(StackBase):
 
     kind = "local"
 
-    def __init__(self, config):
+    def __init__(self, config, barman_settings: dict | None = None):
         super().__init__(config)
         self.pg: PgBin | None = None
         self.run_as = None
+        self.barman_settings = dict(barman_settings or {})  # more of the server section, e.g. compression
 
     def _bring_up(self) -> None:
         config, say = self.config, self.progress.say
@@ -152,7 +153,7 @@ class LocalStack(StackBase):
             home=home, user=getpass.getuser(), server=SERVER_NAME,
             conninfo=server.conn.conninfo("postgres", user="barman"),
             streaming_conninfo=server.conn.conninfo("postgres", user="streaming_barman"),
-            bindir=self.pg.bindir)
+            bindir=self.pg.bindir, extra=self.barman_settings)
         config_path = self.run_dir / "barman.conf"
         config_path.write_text(config)
         return Barman(executable, config_path, SERVER_NAME, home, self.source, self.progress)
