@@ -7,6 +7,7 @@ returns plain data for reports/bench.json.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -50,6 +51,10 @@ ROW_TEXT_SQL = "SELECT count(*), sum(length(t::text)) FROM {table} AS t"
 # answers count(*) from the (much smaller) index instead, so that plan is timed too.
 SEQ_SCAN_ONLY = ("SET enable_indexonlyscan = off", "SET enable_indexscan = off", "SET enable_bitmapscan = off")
 ANY_PLAN = ("RESET enable_indexonlyscan", "RESET enable_indexscan", "RESET enable_bitmapscan")
+
+
+# The WAL integrity checks record their time in their detail: "... in 0.01 s".
+SECONDS_IN_DETAIL = re.compile(r"in (\d+(?:\.\d+)?) s$")
 
 
 def median(values) -> float:
@@ -192,6 +197,15 @@ def _commit_then_more(stack, books, timings: dict | None = None):
     return commit, target, expected
 
 
+def integrity_seconds(record) -> float | None:
+    """Seconds the WAL integrity checks of one restore took, from its record (None when it holds none):
+    the read of the WAL recovery replays, plus the warning-only read of the WAL after the target."""
+    found = [SECONDS_IN_DETAIL.search(outcome.detail) for outcome in record.checks
+             if outcome.name in ("wal_integrity", "wal_after_target")]
+    seconds = [float(match.group(1)) for match in found if match]
+    return sum(seconds) if seconds else None
+
+
 def harness_drill(stack, books, label: str) -> dict:
     started = time.perf_counter()
     backup = stack.barman.backup()
@@ -208,8 +222,8 @@ def harness_drill(stack, books, label: str) -> dict:
         drill.discard()
     record = restored.record
     return {"backup": backup_seconds, "restore": restore_seconds, "total": backup_seconds + restore_seconds,
-            "checks": restore_seconds - record.recovery_seconds, "recover": record.copy_seconds,
-            "start": record.start_seconds, "reach": record.reach_seconds}
+            "checks": restore_seconds - record.recovery_seconds, "wal_integrity": integrity_seconds(record),
+            "recover": record.copy_seconds, "start": record.start_seconds, "reach": record.reach_seconds}
 
 
 def bare_drill(stack, bare: BareDrill, books, label: str) -> dict:
@@ -240,8 +254,10 @@ def drill_overhead(stack, books, bare: BareDrill, say: Say, repeats: int = 3) ->
     median_runs = {side: sorted(done, key=lambda run: run["total"])[(len(done) - 1) // 2] for side, done in runs.items()}
     totals = {side: median([run["total"] for run in done]) for side, done in runs.items()}
     restores = {side: median([run["restore"] for run in done]) for side, done in runs.items()}
+    integrity = [run["wal_integrity"] for run in runs["harness"] if run["wal_integrity"] is not None]
     return {"repeats": repeats, "order": order, "runs": runs, "median": median_runs, "median_total": totals,
-            "ratio": totals["harness"] / totals["bare"], "restore_ratio": restores["harness"] / restores["bare"]}
+            "ratio": totals["harness"] / totals["bare"], "restore_ratio": restores["harness"] / restores["bare"],
+            "median_wal_integrity": median(integrity) if integrity else None}
 
 
 # -- d. growth ------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
     .venv/bin/python bench/run.py [--sizes 10k,100k,1M,5M] [--quick]
 
 One run on this machine measures, side by side: the data writer vs the seed-style writer, the
-fingerprint vs SELECT count(*), one PITR drill through the harness vs the same steps as bare
-commands, drills at growing sizes vs `cp -a` of their backup, and `pytest -k pitr` end to end.
+fingerprint vs SELECT count(*), the WAL integrity check vs pg_waldump alone and `cat`, one PITR
+drill through the harness vs the same steps as bare commands, drills at growing sizes vs `cp -a`
+of their backup, and `pytest -k pitr` end to end.
 Every figure is a ratio of two measurements of this run, so a busy machine moves both sides.
 Prints a table, writes reports/bench.json and a growth chart under reports/. Exit code 0 when
 every measurement ran (goals missed or not: this is a report, not a test), 2 when one failed.
@@ -24,8 +25,11 @@ import sys
 import time
 from pathlib import Path
 
+import integrity
+
 from harness import DrillConfig, HarnessError, make_stack
 from harness.process.progress import Progress
+from harness.stacks.workdir import NEED_PER_ROW
 
 import measure
 from bare import BareDrill
@@ -33,15 +37,18 @@ from chart import write_chart
 
 ROOT = Path(__file__).resolve().parent.parent  # reports/ and the scenarios of this checkout
 
-SECTIONS = ("generation", "fingerprint", "overhead", "growth", "pytest")
-FULL = {"generation_rows": 100_000, "fingerprint_rows": 1_000_000, "sizes": "10k,100k,1M,5M", "repeats": 3}
-QUICK = {"generation_rows": 10_000, "fingerprint_rows": 100_000, "sizes": "10k", "repeats": 1}
+SECTIONS = ("generation", "fingerprint", "integrity", "overhead", "growth", "pytest")
+FULL = {"generation_rows": 100_000, "fingerprint_rows": 1_000_000, "integrity_wal_bytes": 2 ** 30,
+        "sizes": "10k,100k,1M,5M", "repeats": 3}
+QUICK = {"generation_rows": 10_000, "fingerprint_rows": 100_000, "integrity_wal_bytes": 100 * 2 ** 20,
+         "sizes": "10k", "repeats": 1}
 DRILL_ROWS = 10_000  # the PITR scenarios' default (--rows), used for the overhead drills and pytest
 
 GOALS = {  # figure -> (comparison, bound)
     "generation_rows_per_s": (">=", 100_000),
     "generation_vs_seed": (">=", 5),
     "fingerprint_vs_count": ("<=", 2),
+    "wal_integrity_mb_per_s": (">=", 200),
     "drill_overhead": ("<=", 1.3),
     "recovery_vs_cp": (">=", 0.5),
     "pytest_pitr_seconds": ("<", 60),
@@ -60,8 +67,8 @@ def parse_rows(text: str) -> int:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes (10k rows generated, 100k fingerprinted, one drill per side for the "
-                             "overhead, growth at 10k): about 3 minutes")
+                        help="small sizes (10k rows generated, 100k fingerprinted, ~100 MB of WAL read by the "
+                             "integrity check, one drill per side for the overhead, growth at 10k)")
     parser.add_argument("--sizes", help=f"growth drill sizes (default {FULL['sizes']}; quick: {QUICK['sizes']})")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"which measurements to run (default: all of {','.join(SECTIONS)})")
@@ -87,6 +94,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--sections: unknown {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
     args.generation_rows = preset["generation_rows"]
     args.fingerprint_rows = preset["fingerprint_rows"]
+    args.integrity_wal_bytes = preset["integrity_wal_bytes"]
     return args
 
 
@@ -133,6 +141,8 @@ def main(argv=None) -> int:
 def _with_stack(args, progress, say, results: dict, report: dict) -> None:
     say("starting the local stack (source server + Barman streaming)")
     rows = max(args.size_list) + args.fingerprint_rows + args.generation_rows  # the most the run holds at once
+    if "integrity" in args.section_list:  # its WAL, archived and in the source's pg_wal, counted as rows
+        rows += 3 * args.integrity_wal_bytes // NEED_PER_ROW
     stack = make_stack(DrillConfig(pg_bindir=args.pg_bindir, workdir=args.workdir, rows=rows,
                                    progress=progress.enabled))
     bare = None
@@ -143,6 +153,9 @@ def _with_stack(args, progress, say, results: dict, report: dict) -> None:
             results["generation"] = measure.generation(stack, args.generation_rows, say)
         if "fingerprint" in args.section_list:
             results["fingerprint"] = measure.fingerprint_cost(stack, args.fingerprint_rows, say)
+        if "integrity" in args.section_list:
+            results["integrity"] = integrity.throughput(stack, args.integrity_wal_bytes, say,
+                                                        repeats=args.repeats)
         books = stack.source.books(seed=20261126)
         bare = BareDrill(stack)
         if "overhead" in args.section_list:
@@ -191,6 +204,8 @@ def figures(results: dict) -> list[dict]:
         add("generation_vs_seed", "harness writer / seed-style writer", gen["ratio"], "x")
     if "fingerprint" in results:
         add("fingerprint_vs_count", "fingerprint / count(*)", results["fingerprint"]["ratio"], "x")
+    if "integrity" in results:
+        add("wal_integrity_mb_per_s", "WAL integrity check MB/s", results["integrity"]["mb_per_s"]["harness"], " MB/s")
     if "overhead" in results:
         add("drill_overhead", "harness drill / bare drill", results["overhead"]["ratio"], "x")
     for item in results.get("growth", []):
@@ -238,11 +253,23 @@ def render(report: dict, path: Path) -> str:
             f"{fp['md5_numeric_ratio']:.1f}x count")
         row("  floor of a text hash: row text alone", f"{med['row_text_only']:.3f} s = "
             f"{med['row_text_only'] / med['count']:.1f}x count")
+    if "integrity" in results:
+        wal = results["integrity"]
+        med, rate, per_gb = wal["median_seconds"], wal["mb_per_s"], wal["seconds_per_gb"]
+        row(f"WAL integrity check, {wal['segments']} segments, {wal['read_bytes'] / 1e6:,.0f} MB of WAL "
+            f"({wal['begin_lsn']}..{wal['end_lsn']}), median of {wal['repeats']}",
+            f"{med['harness']:.2f} s = {rate['harness']:,.0f} MB/s, {per_gb['harness']:.2f} s/GB",
+            "WAL integrity check MB/s")
+        row("  pg_waldump --quiet alone, same range, from the archive",
+            f"{med['pg_waldump']:.2f} s = {rate['pg_waldump']:,.0f} MB/s; check / it {wal['harness_vs_pg_waldump']:.2f}x "
+            f"(staging, size checks: {wal['harness_own_seconds']:+.2f} s)")
+        row("  cat of the same segment files > /dev/null", f"{med['cat']:.2f} s = {rate['cat']:,.0f} MB/s")
     if "overhead" in results:
         over = results["overhead"]
         harness, bare = over["median"]["harness"], over["median"]["bare"]
-        row(f"drill via harness (median run of {over['repeats']})",
-            f"{harness['total']:.2f} s = backup {harness['backup']:.2f} + checks {harness['checks']:.2f} + "
+        integrity_part = f" (WAL integrity {harness['wal_integrity']:.2f})" if harness.get("wal_integrity") is not None else ""
+        row(f"drill via harness (median run of {over['repeats']}; checks include WAL integrity)",
+            f"{harness['total']:.2f} s = backup {harness['backup']:.2f} + checks {harness['checks']:.2f}{integrity_part} + "
             f"recover {harness['recover']:.2f} + start {harness['start']:.2f} + reach {harness['reach']:.2f}")
         row(f"drill as bare commands (median run of {over['repeats']})",
             f"{bare['total']:.2f} s = backup {bare['backup']:.2f} + recover {bare['recover']:.2f} + "

@@ -134,6 +134,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_rpo", "--max-rpo", "--stack existing: fail a backup whose restore to the end of the archive "
             "misses more than this much time of commits (seconds, or 30m, 2h, 1d)", env="DRILL_MAX_RPO",
             convert=lambda v: parse_duration(v)),
+    Setting("full_wal_check", "--full-wal-check", "--stack existing: read all WAL a restore needs, not only what "
+            "is newer than the segment earlier runs verified (kept in <reports dir>/wal-integrity-state.json)",
+            env="DRILL_FULL_WAL_CHECK", convert=_flag, boolean=True),
     Setting("max_rto", "--max-rto", "--stack existing: fail a restore that takes longer than this to a usable "
             "instance (seconds, or 30m, 2h)", env="DRILL_MAX_RTO", convert=lambda v: parse_duration(v)),
 )
@@ -160,6 +163,7 @@ class DrillConfig:
     canary_dsn: str | None = None
     max_rpo: float | None = None
     max_rto: float | None = None
+    full_wal_check: bool = False
     progress: bool = False             # progress lines for long steps (a person at a terminal)
 
     def replace(self, **changes) -> "DrillConfig":

@@ -214,3 +214,22 @@ def _no_room(prod, tmp_path, tiny):
     assert rc == 2, output[-4000:]
     assert "Not enough free space to restore backup" in output, output[-4000:]
     assert "Traceback" not in output
+
+
+def test_a_nightly_reads_only_the_wal_that_is_new_since_the_last_run(prod, tmp_path):
+    def latest(cases):
+        return next(props for name, props in cases.items() if "newest_archived_wal" in name)
+
+    rc, output, first = drill(prod, tmp_path)
+    assert rc == 0, output[-4000:]
+    assert latest(first)["check_wal_watermark"].startswith("passed: read from the backup's first segment")
+    prod.write_books(200, seed=99)
+    prod.archive_now()
+    rc, output, second = drill(prod, tmp_path)                # the same reports dir: the same state file
+    assert rc == 0, output[-4000:]
+    watermark = latest(first)["check_wal_watermark"].split("verified through ")[1].split(" ")[0]
+    assert f"earlier runs had verified WAL through {watermark}" in latest(second)["check_wal_watermark"]
+    assert latest(second)["check_wal_integrity"].startswith(f"passed: {watermark}.."), latest(second)
+    rc, output, full = drill(prod, tmp_path, "--full-wal-check")
+    assert rc == 0, output[-4000:]
+    assert not latest(full)["check_wal_integrity"].startswith(f"passed: {watermark}..")

@@ -36,7 +36,7 @@ SUFFIXES = ("", ".gz", ".bz2", ".xz", ".zst", ".lz4")
 ERROR_AT = re.compile(r"(?:error in WAL record at|could not find a valid record after) ([0-9A-F]+/[0-9A-F]+)"
                       r"(?::\s*(.*))?")
 IN_SEGMENT = re.compile(r"in (?:log|WAL) segment ([0-9A-F]{24})(?:, offset (\d+))?")
-RECORD_AT = re.compile(r"record at ([0-9A-F]+/[0-9A-F]+)")
+RECORD_AT = re.compile(r"\bat ([0-9A-F]+/[0-9A-F]+)")
 CLASSES = (  # what pg_waldump (xlogreader) says -> the damage class a DBA reads
     ("checksum", "a record's CRC does not match (bytes changed)"),
     ("pageaddr", "a page belongs to another position (a segment replaced by another's content)"),
@@ -200,6 +200,11 @@ def segment_range(first: str, last: str) -> list[str]:
     """The consecutive segments of ``first``'s timeline from ``first`` through ``last``."""
     timeline = int(first[:8], 16)
     return [segment_name(timeline, number) for number in range(segment_number(first), segment_number(last) + 1)]
+
+
+def segment_start(segment: str, size: int = SEGMENT_SIZE) -> str:
+    """The LSN where ``segment`` begins (reading from there finds the first record that starts in it)."""
+    return _lsn_of(segment, size)
 
 
 def backup_end_lsn(backup) -> str:

@@ -23,6 +23,7 @@ from harness.checks import data, preflight
 from harness.drill.recovery import new_record, restore_backup
 from harness.drill.scratch import Restored, Scratch
 from harness.drill.targets import RecoveryTarget
+from harness.drill.wal_watermark import Watermarks
 from harness.errors import SetupError, VerificationFailed
 from harness.evidence.records import RestoreRecord
 from harness.postgres.waldump import newest_commit_in
@@ -54,11 +55,20 @@ class ExistingScratch(Scratch):
                 # What recovery to the end will replay: read before the server recycles its WAL.
                 if target.kind == "latest":
                     record.newest_commit = newest_commit_in(pg, server.data_dir / "pg_wal")
+            watermarks = Watermarks(stack.config.reports_dir)
+            verified = "" if stack.config.full_wal_check else watermarks.verified_through(stack.server_name,
+                                                                                          backup.timeline)
             try:
                 chain = restore_backup(stack.barman, server, backup, target, record, timeout=timeout,
-                                       recover_options=server.recover_options(backup), before_start=newest_commit_copied)
+                                       recover_options=server.recover_options(backup), before_start=newest_commit_copied,
+                                       wal_verified_through=verified)
             finally:
                 record.overrides = list(server.overrides)
+            if target.kind == "latest" and record.wal_checked_through:
+                watermarks.advance(stack.server_name, backup.timeline, record.wal_checked_through)
+                record.passed("wal_watermark", (f"earlier runs had verified WAL through {verified}; " if verified else
+                                                "read from the backup's first segment; ")
+                              + f"verified through {record.wal_checked_through} now ({watermarks.path})")
         usable = time.monotonic() - started
         data.amcheck_all(server, record)
         data.full_read(server, record)

@@ -29,9 +29,12 @@ def new_record(backup: Backup, target: RecoveryTarget) -> RestoreRecord:
 
 def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarget, record: RestoreRecord,
                    newest_archived_commit: str = "", timeout: float = 300,
-                   recover_options: tuple[str, ...] = (), before_start=None) -> list[Backup]:
+                   recover_options: tuple[str, ...] = (), before_start=None,
+                   wal_verified_through: str = "") -> list[Backup]:
     """Restore ``backup`` to ``target`` into the empty scratch ``server`` and start it; returns the
-    backups combined into the restore (leaf first). Raises VerificationFailed with the cause."""
+    backups combined into the restore (leaf first). Raises VerificationFailed with the cause.
+    ``wal_verified_through``: a segment an earlier run read whole and found sound; WAL integrity is read
+    from there on (re-reading that one, for the continuity into the next)."""
     record.rpo_seconds = rpo_seconds(backup, target, newest_archived_commit)
     preflight.backup_metadata(barman, backup, record)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -43,7 +46,7 @@ def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarge
     record.combined_backups = tuple(link.backup_id for link in reversed(chain))
     through = _last_needed_segment(target, backup, archived)
     preflight.wal_continuity(barman, backup, through, record, archived)
-    _wal_integrity(barman, server, backup, target, through, archived, record)
+    _wal_integrity(barman, server, backup, target, through, archived, record, wal_verified_through)
 
     t0 = time.monotonic()
     try:
@@ -69,14 +72,18 @@ def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarge
 
 
 def _wal_integrity(barman: Barman, server, backup: Backup, target: RecoveryTarget, through: str,
-                   archived: list[str], record: RestoreRecord) -> None:
+                   archived: list[str], record: RestoreRecord, verified_through: str = "") -> None:
     """Every record recovery will read, read first: damage is named before any copy. WAL after the
     target is read too: damage there cannot change this restore, so it is a warning."""
     pg = wal_reader(server, backup)
     workdir = server.data_dir.parent
     stop = {"immediate": wal_integrity.backup_end_lsn(backup), "latest": ""}.get(target.kind, target.at_lsn)
-    wal_integrity.wal_integrity(barman, pg, backup, wal_integrity.segment_range(backup.begin_wal, through), record,
-                                workdir, end_lsn=stop)
+    first, start = backup.begin_wal, ""
+    if verified_through and backup.begin_wal < verified_through <= through:
+        first, start = verified_through, wal_integrity.segment_start(verified_through)
+    wal_integrity.wal_integrity(barman, pg, backup, wal_integrity.segment_range(first, through), record,
+                                workdir, start_lsn=start, end_lsn=stop)
+    record.wal_checked_through = through
     if stop and archived and archived[-1] >= segment_of(stop, backup.timeline):
         wal_integrity.wal_integrity(barman, pg, backup,
                                     wal_integrity.segment_range(segment_of(stop, backup.timeline), archived[-1]),

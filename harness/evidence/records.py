@@ -55,6 +55,7 @@ class RestoreRecord:
     rpo_seconds: float | None = None  # from the target to the newest archived commit
     expected_fingerprint: str = ""
     actual_fingerprint: str = ""
+    wal_checked_through: str = ""     # the newest segment the WAL integrity check read and found sound
     # Restores of backups the harness did not take (--stack existing):
     newest_commit: str = ""           # the newest commit found in the restore
     tables: list["TableFacts"] = field(default_factory=list)
