@@ -233,3 +233,13 @@ def test_a_nightly_reads_only_the_wal_that_is_new_since_the_last_run(prod, tmp_p
     rc, output, full = drill(prod, tmp_path, "--full-wal-check")
     assert rc == 0, output[-4000:]
     assert not latest(full)["check_wal_integrity"].startswith(f"passed: {watermark}..")
+
+
+def test_rpo_and_rto_limits_turn_into_verdicts(prod, tmp_path):
+    rc, output, cases = drill(prod, tmp_path, "--max-rpo", "1", "--max-rto", "1h")
+    assert rc == 1, output[-4000:]
+    latest = next(props for name, props in cases.items() if "newest_archived_wal" in name)
+    end = next(props for name, props in cases.items() if "consistent_at_its_end" in name)
+    assert latest["check_rto"].startswith("passed") and end["check_rto"].startswith("passed")
+    assert latest["check_rpo"].startswith("FAILED") and "over --max-rpo 1 s" in latest["check_rpo"]
+    assert "check_rpo" not in end, "an RPO is measured on the restore through the archive only"

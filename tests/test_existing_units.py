@@ -114,3 +114,19 @@ def test_installed_libraries_of_this_postgresql():
         pytest.skip(exc.cause)
     libraries = foreign.installed_libraries(pg)
     assert "plpgsql" in libraries and "no_such_library" not in libraries
+
+
+@pytest.mark.parametrize("line, named", [
+    ('2026-11-30 05:00:00 UTC [1] FATAL:  could not access file "timescaledb": No such file or directory',
+     'could not access file "timescaledb": No such file or directory'),
+    ('2026-11-30 05:00:00 UTC [1] FATAL:  invalid value for parameter "lc_messages": "de_DE.UTF-8"',
+     'invalid value for parameter "lc_messages": "de_DE.UTF-8"'),
+])
+def test_a_configuration_this_host_cannot_run_is_named(tmp_path, line, named):
+    from harness.drill.existing import _setting_that_cannot_work_here
+
+    log = tmp_path / "scratch.log"
+    log.write_text("LOG:  starting PostgreSQL 15.18\n" + line + "\n")
+    assert _setting_that_cannot_work_here(SimpleNamespace(log_path=log)) == named
+    log.write_text("FATAL:  could not open file \"global/pg_control\": No such file or directory\n")
+    assert _setting_that_cannot_work_here(SimpleNamespace(log_path=log)) == "", "damage is not a host problem"

@@ -69,3 +69,19 @@ def test_compression_is_recognized_by_its_magic_bytes(tmp_path):
 def test_ranges_and_positions():
     assert wi.segment_range(SEGMENTS[0], SEGMENTS[-1]) == SEGMENTS
     assert wi.segment_start("000000010000000100000002") == "1/2000000"
+
+
+def test_bad_files_are_named_not_crashed_on(tmp_path):
+    class Archive:
+        def wal_path(self, segment):
+            return tmp_path / "wals" / segment
+
+    (tmp_path / "wals").mkdir()
+    (tmp_path / "wals" / SEGMENTS[0]).write_bytes(b"")                      # empty
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    damage, _ = wi._stage(Archive(), SEGMENTS[:1], staging, SIZE)
+    assert damage.startswith(f"segment {SEGMENTS[0]} has the wrong size: 0 bytes instead of {SIZE} (cut short")
+    (tmp_path / "staging2").mkdir()
+    damage, _ = wi._stage(Archive(), SEGMENTS[1:2], tmp_path / "staging2", SIZE)
+    assert damage == f"segment {SEGMENTS[1]} is missing from the archive"

@@ -110,7 +110,10 @@ def _stage(barman, segments: list[str], staging: Path, size: int) -> tuple[str |
                       if path.exists()), None)
         if found is None:
             return f"segment {segment} is missing from the archive", size
-        kind = compression_of(found)
+        try:
+            kind = compression_of(found)
+        except OSError as exc:
+            return f"segment {segment} cannot be read ({found}: {exc.strerror})", size
         target = staging / segment
         if kind is None:
             target.symlink_to(found)

@@ -62,6 +62,13 @@ class ExistingScratch(Scratch):
                 chain = restore_backup(stack.barman, server, backup, target, record, timeout=timeout,
                                        recover_options=server.recover_options(backup), before_start=newest_commit_copied,
                                        wal_verified_through=verified)
+            except VerificationFailed as exc:
+                unusable = _setting_that_cannot_work_here(server)
+                if unusable:  # not the backup's fault: this host cannot run production's configuration
+                    raise SetupError(f"The restore of backup {backup.backup_id} cannot be started here: {unusable}",
+                                     "Override that setting for the scratch (it comes from production's "
+                                     "configuration), or drill on a host that has what it needs.", exc.details) from None
+                raise
             finally:
                 record.overrides = list(server.overrides)
             if target.kind == "latest" and record.wal_checked_through:
@@ -101,6 +108,17 @@ class ExistingScratch(Scratch):
 
 LAST_COMMIT = re.compile(r"last completed transaction was at log time (.+?)\s*$")
 UTC_TEXT = "to_char(({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00'"
+
+
+UNUSABLE_HERE = re.compile(r"invalid value for parameter|could not load library|unrecognized configuration parameter|"
+                           r"configuration file .* contains errors|could not (create|map) .*shared memory|"
+                           r"could not create semaphores|could not access file .*: No such file")
+
+
+def _setting_that_cannot_work_here(server) -> str:
+    """The server's own FATAL line when it refused production's configuration, else ""."""
+    lines = [line for line in logfiles.tail(server.log_path, 200) if UNUSABLE_HERE.search(line)]
+    return re.sub(r"^.*?(FATAL|LOG|ERROR):\s+", "", lines[-1]).strip() if lines else ""
 
 
 def newest_commit(server) -> str:
