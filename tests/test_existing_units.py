@@ -6,11 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from harness.barman.readonly import ExistingBarman
 from harness.config import ConfigError, DrillConfig, parse_backups, parse_duration
 from harness.errors import SetupError
 from harness.postgres import foreign
 from harness.postgres.binaries import find_pg_bindir
-from harness.stacks.existing import ExistingBarman, ExistingStack, configured_servers, select
+from harness.stacks.existing import ExistingStack, configured_servers, select
 
 NOW = time.time()
 DONE = [{"backup_id": f"2026110{day}T010000", "status": "DONE", "end_time_timestamp": str(NOW - (10 - day) * 86400)}

@@ -6,7 +6,7 @@ and socket paths of the production server on this very host, synchronous standby
 would wait for forever, commands run at the end of recovery, memory sized for a big machine, preloaded
 libraries that are not installed here. Every such setting is overridden on the scratch's command line
 (which wins over both files) and every override is listed as evidence; the restored files themselves
-are left as Barman wrote them.
+are left as Barman wrote them. ``ForeignScratch`` is the scratch server that starts that way.
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.barman.catalog import Backup
+from harness.errors import SetupError
 from harness.postgres.binaries import PgBin
+from harness.postgres.server import Connection, PostgresServer
+from harness.process.accounts import chown_to
 from harness.process.commands import RunAs, run
 
 SMALL_SHARED_BUFFERS_KB = 128 * 1024
@@ -159,3 +163,60 @@ def _remove_replication_slots(data_dir: Path) -> list[str]:
             shutil.rmtree(slot, ignore_errors=True)
             removed.append(slot.name)
     return removed
+
+
+class ForeignScratch(PostgresServer):
+    """A scratch server on a directory restored from a production backup: started harmless, reached
+    over a socket in a private directory as the cluster's bootstrap superuser."""
+
+    def __init__(self, name: str, pg: PgBin, home: Path, port: int, run_as, roles: list[str]):
+        sockets = home / "sockets"
+        super().__init__(name, pg, home / "data", port, sockets, None, run_as)
+        self.conn = Connection(port, None, user="postgres", host=str(sockets))
+        self.home = home
+        self.roles = roles
+        self.overrides: list[str] = []
+
+    def recover_options(self, backup: Backup) -> tuple[str, ...]:
+        """Tablespaces go to directories of the run, never to production's paths."""
+        options = []
+        for space in backup.raw.get("tablespaces") or []:
+            name = space.get("name") if isinstance(space, dict) else None
+            if name:
+                location = self.home / "tablespaces" / name
+                location.mkdir(parents=True, exist_ok=True)
+                chown_to(location, self.run_as)
+                options += ["--tablespace", f"{name}:{location}"]
+        return tuple(options)
+
+    def adopt_restored_files(self) -> None:
+        """The data dir and the tablespaces mapped into the run go to the server user."""
+        super().adopt_restored_files()
+        spaces = self.home / "tablespaces"
+        if spaces.is_dir():
+            chown_to(spaces, self.run_as, recursive=True)
+
+    def start(self, extra_options: dict | None = None, timeout: float = 60) -> None:
+        hba, ident = self.home / "pg_hba.conf", self.home / "pg_ident.conf"
+        write_private_hba(hba, ident)
+        chown_to(hba, self.run_as)
+        chown_to(ident, self.run_as)
+        safe = neutralize(self.pg, self.data_dir, self.run_as, self.socket_dir, self.port, hba, ident)
+        self.overrides = safe.overrides
+        super().start({**(extra_options or {}), **safe.settings}, timeout=timeout)
+        self.find_superuser(self.roles)
+
+    def find_superuser(self, candidates: list[str]) -> str:
+        """Connect as the cluster's bootstrap superuser (oid 10), whatever production named it."""
+        import psycopg
+
+        for user in dict.fromkeys([*candidates, "postgres"]):
+            try:
+                with Connection(self.port, None, user=user, host=str(self.socket_dir)).connect() as conn:
+                    name = conn.execute("SELECT rolname FROM pg_roles WHERE oid = 10").fetchone()[0]
+            except psycopg.OperationalError:
+                continue
+            self.conn = Connection(self.port, None, user=name, host=str(self.socket_dir))
+            return name
+        raise SetupError(f"No role to connect to the restored cluster as (tried {', '.join(candidates)}).",
+                         "The backup's roles differ from the Barman configuration's users.")

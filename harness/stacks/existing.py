@@ -16,106 +16,19 @@ import time
 from pathlib import Path
 
 from harness.barman.catalog import Backup
-from harness.barman.driver import Barman
+from harness.barman.readonly import ExistingBarman
 from harness.errors import HarnessError, SetupError
 from harness.postgres import versions as pgversions
 from harness.postgres.binaries import PgBin, find_barman, find_pg_bindir, require_rsync, tool_version
-from harness.postgres.foreign import neutralize, write_private_hba
-from harness.postgres.server import Connection, PostgresServer
+from harness.postgres.foreign import ForeignScratch
 from harness.process.accounts import chown_to, server_runner, unreachable_parent
 from harness.process.ports import free_port
 from harness.stacks.base import StackBase
 from harness.stacks.workdir import default_workdir
 
 BARMAN_CONFIG_SEARCH = ("~/.barman.conf", "/etc/barman.conf", "/etc/barman/barman.conf")
-READ_ONLY = {"list-backups", "list-backup", "show-backup", "show-backups", "show-servers", "list-files", "verify-backup",
-             "check", "replication-status", "status", "list-servers", "diagnose", "recover", "restore"}
-CANARY_ONLY = {"switch-wal"}
 ROOM_FACTOR = 1.2
 IN_PROGRESS = ("STARTED", "WAITING_FOR_WALS", "SYNCING")  # a restore needs the backup's size plus the WAL it replays: a margin on top
-
-
-class ExistingBarman(Barman):
-    """One server section of the user's own Barman, driven read-only."""
-
-    def __init__(self, executable: str, config_path: Path, server: str, progress, allow_canary: bool,
-                 wal_source=None):
-        super().__init__(executable, config_path, server, Path(tempfile.gettempdir()), wal_source, progress)
-        self.allowed = READ_ONLY | (CANARY_ONLY if allow_canary else set())
-
-    def barman_argv(self, *args) -> list[str]:
-        words = [str(a) for a in args]
-        subcommand = next((w for w in words if not w.startswith("-") and w != "json"), "")
-        if subcommand and subcommand not in self.allowed and not subcommand.startswith("--"):
-            raise SetupError(f"The harness does not run `barman {subcommand}` on an existing Barman.",
-                             "Only read commands, `recover` into the run's own directory and (with --canary) "
-                             "`switch-wal` are run there.")
-        return super().barman_argv(*args)
-
-    def receiver_running(self) -> bool:
-        # The user's own receive-wal (cron starts it): Barman's check sees it.
-        status, _ = self.check().checks.get("receive_wal_running", ("OK", ""))
-        return status == "OK"
-
-    def stop_receive_wal(self) -> None:
-        """Never: this Barman's WAL receiver is not the harness's to stop."""
-
-
-class ForeignScratch(PostgresServer):
-    """A scratch server on a directory restored from a production backup: started harmless, reached
-    over a socket in a private directory as the cluster's bootstrap superuser."""
-
-    def __init__(self, name: str, pg: PgBin, home: Path, port: int, run_as, roles: list[str]):
-        sockets = home / "sockets"
-        super().__init__(name, pg, home / "data", port, sockets, None, run_as)
-        self.conn = Connection(port, None, user="postgres", host=str(sockets))
-        self.home = home
-        self.roles = roles
-        self.overrides: list[str] = []
-
-    def recover_options(self, backup: Backup) -> tuple[str, ...]:
-        """Tablespaces go to directories of the run, never to production's paths."""
-        options = []
-        for space in backup.raw.get("tablespaces") or []:
-            name = space.get("name") if isinstance(space, dict) else None
-            if name:
-                location = self.home / "tablespaces" / name
-                location.mkdir(parents=True, exist_ok=True)
-                chown_to(location, self.run_as)
-                options += ["--tablespace", f"{name}:{location}"]
-        return tuple(options)
-
-    def adopt_restored_files(self) -> None:
-        """The data dir and the tablespaces mapped into the run go to the server user."""
-        super().adopt_restored_files()
-        spaces = self.home / "tablespaces"
-        if spaces.is_dir():
-            chown_to(spaces, self.run_as, recursive=True)
-
-    def start(self, extra_options: dict | None = None, timeout: float = 60) -> None:
-        hba, ident = self.home / "pg_hba.conf", self.home / "pg_ident.conf"
-        write_private_hba(hba, ident)
-        chown_to(hba, self.run_as)
-        chown_to(ident, self.run_as)
-        safe = neutralize(self.pg, self.data_dir, self.run_as, self.socket_dir, self.port, hba, ident)
-        self.overrides = safe.overrides
-        super().start({**(extra_options or {}), **safe.settings}, timeout=timeout)
-        self.find_superuser(self.roles)
-
-    def find_superuser(self, candidates: list[str]) -> str:
-        """Connect as the cluster's bootstrap superuser (oid 10), whatever production named it."""
-        import psycopg
-
-        for user in dict.fromkeys([*candidates, "postgres"]):
-            try:
-                with Connection(self.port, None, user=user, host=str(self.socket_dir)).connect() as conn:
-                    name = conn.execute("SELECT rolname FROM pg_roles WHERE oid = 10").fetchone()[0]
-            except psycopg.OperationalError:
-                continue
-            self.conn = Connection(self.port, None, user=name, host=str(self.socket_dir))
-            return name
-        raise SetupError(f"No role to connect to the restored cluster as (tried {', '.join(candidates)}).",
-                         "The backup's roles differ from the Barman configuration's users.")
 
 
 class ExistingStack(StackBase):
