@@ -15,3 +15,13 @@ def test_no_stack_means_no_verdict(tmp_path):
     assert done.returncode == 2, done.stdout[-2000:]
     assert last_line.startswith("nightly: NO VERDICT"), last_line
     assert "PostgreSQL server binaries not found" in done.stdout + done.stderr
+
+
+def test_nothing_verified_is_no_verdict_even_when_nothing_failed(tmp_path):
+    # Every drill skipped (no PostgreSQL 99 here): pytest exits 0, yet nothing was verified.
+    done = subprocess.run([str(ROOT / "bin" / "nightly"), f"--junitxml={tmp_path / 'junit.xml'}",
+                           f"--reports-dir={tmp_path}", "--pg-versions", "99", "-k", "full_backup_restores_to_immediate"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    last_line = done.stdout.strip().splitlines()[-1]
+    assert done.returncode == 2, done.stdout[-2000:]
+    assert last_line.startswith("nightly: NO VERDICT: NOT VERIFIED: 0/1 drills passed"), last_line

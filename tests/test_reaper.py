@@ -219,6 +219,7 @@ def test_processes_naming_a_run_dir_are_stopped_however_they_were_started(tmp_pa
               subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", f"--directory={run_dir}/wals"])]
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", str(tmp_path / "pgbv-other")])
     try:
+        assert _eventually(lambda: len(reaping._processes_naming(str(run_dir))) == 2), "both started"
         entry = {"kind": "processes_naming", "key": "n", "what": "processes of the run dir", "path": str(run_dir)}
         [line] = reaper.reap({"entries": [entry]})
         assert line.startswith(f"processes of the run dir: stopped 2 process(es) naming {run_dir}"), line

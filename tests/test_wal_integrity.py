@@ -43,18 +43,15 @@ def test_damage_is_named_with_segment_lsn_and_class(tmp_path, message, segment, 
     assert damage.startswith(f"segment {segment}: first bad record at {lsn}: ") and named in damage, damage
 
 
-def test_the_natural_end_of_the_newest_segment_is_not_damage(tmp_path):
+def test_valid_wal_that_stops_inside_the_newest_segment_is_damage(tmp_path):
+    # Barman archives whole segments: WAL that ends in zeros inside one lost its tail.
     staging = tmp_path / "staging"
     staging.mkdir()
     for name in SEGMENTS:
         (staging / name).write_bytes(b"\1" * 0x100 + b"\0" * (SIZE - 0x100))
     message = "error in WAL record at 0/5000080: invalid record length at 0/5000100: expected at least 24, got 0"
     damage, end = wi._read(fake_reader(tmp_path, message), staging, SEGMENTS, "0/3000028", "", SIZE)
-    assert damage is None and end == "0/5000100"
-    # ... but the same words with bytes after them, or in an older segment, are damage
-    (staging / SEGMENTS[-1]).write_bytes(b"\1" * SIZE)
-    (tmp_path / "again").mkdir()
-    assert wi._read(fake_reader(tmp_path / "again", message), staging, SEGMENTS, "0/3000028", "", SIZE)[0]
+    assert damage.startswith("segment 000000010000000000000005: first bad record at 0/5000100")
 
 
 def test_compression_is_recognized_by_its_magic_bytes(tmp_path):

@@ -8,7 +8,7 @@ from psycopg import sql
 
 from harness.drill.fingerprint import Fingerprint, fingerprint
 from harness.drill.rowdiff import diff_table
-from harness.errors import VerificationFailed
+from harness.errors import SetupError, VerificationFailed
 from harness.evidence.records import RestoreRecord, TableFacts
 from harness.process.commands import run
 
@@ -94,6 +94,8 @@ def amcheck_all(server, record: RestoreRecord, timeout: float = 3600) -> None:
     if tool.exists():
         done = run([tool, "--all", "--heapallindexed", "--install-missing", "--no-strict-names"],
                    env=_client_env(server), timeout=timeout, check=False)
+        if done.returncode is None:
+            raise SetupError(f"pg_amcheck did not finish within {timeout:.0f} s: no verdict.", details=done.stdout[-1000:])
         if done.returncode != 0:
             problems = [line for line in done.stdout.splitlines() if line.strip()][:8]
             raise record.failed("amcheck", VerificationFailed(
@@ -123,6 +125,9 @@ def full_read(server, record: RestoreRecord, timeout: float = 3600) -> None:
     for database in databases:
         done = run([server.pg.bindir / "pg_dump", "--no-sync", "-f", "/dev/null", "-d", database],
                    env=_client_env(server), timeout=timeout, check=False)
+        if done.returncode is None:
+            raise SetupError(f"pg_dump of {database} did not finish within {timeout:.0f} s: no verdict.",
+                             details=done.stdout[-1000:])
         if done.returncode != 0:
             raise record.failed("full_read", VerificationFailed(
                 f"Database {database} of the restore of backup {record.backup_id} cannot be read whole: "

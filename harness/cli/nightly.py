@@ -25,6 +25,7 @@ class _Verdict:
     def __init__(self):
         self.summary = ""
         self.report = ""
+        self.verified = False
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
@@ -32,6 +33,7 @@ class _Verdict:
         if state is None or not state.record.drills:
             return
         self.summary = state.record.summary_line()
+        self.verified = state.record.verified
         html = [str(path) for path in state.written if str(path).endswith(".html")]
         self.report = html[0] if html else ""
 
@@ -48,9 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = verdict.summary or "no drill evidence written"
     if verdict.report:
         summary += f"; report {verdict.report}"
-    if rc == 0:
+    if rc == 0 and verdict.verified:
         print(f"nightly: OK: {summary}")
         return 0
+    if rc == 0:  # nothing failed, but nothing was verified either (every drill skipped, none selected)
+        print(f"nightly: NO VERDICT: {summary}")
+        return 2
     if rc == 1:
         print(f"nightly: FAILED VERIFICATION: {summary}")
         return 1

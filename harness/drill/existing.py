@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ class ExistingScratch(Scratch):
                 f"Backup {backup.backup_id} is {status or 'not DONE'} in Barman's catalogue: it cannot be restored.",
                 "The newest backup of this server did not complete; see Barman's log for why."))
         pg = stack.binaries_for(backup)      # no verdict before any copy: wrong major, no room
-        stack.require_room(backup)
+        stack.require_room(backup, to_the_end=target.kind == "latest")
         server = stack.scratch_server(self.label, pg)
         self.servers.append(server)
         started = time.monotonic()
@@ -60,7 +61,11 @@ class ExistingScratch(Scratch):
                                                                                           backup.timeline)
             try:
                 chain = restore_backup(stack.barman, server, backup, target, record, timeout=timeout,
-                                       recover_options=server.recover_options(backup), before_start=newest_commit_copied,
+                                       # The restore reads the WAL Barman copies in, never `barman get-wal`.
+                                       recover_options=(*server.recover_options(backup), "--no-get-wal"),
+                                       before_start=newest_commit_copied,
+                                       # the drill to the end reads (with the watermark) what follows
+                                       read_after_target=target.kind != "immediate",
                                        wal_verified_through=verified)
             except VerificationFailed as exc:
                 unusable = _setting_that_cannot_work_here(server)
@@ -86,6 +91,20 @@ class ExistingScratch(Scratch):
             record.newest_commit = newest_commit(server)
         self._limits(record, usable, target)
         return Restored(server, backup, target, record, chain)
+
+    def keep(self, destination):
+        """Logs only: a failed drill of a production backup must not copy production's data under reports/."""
+        destination.mkdir(parents=True, exist_ok=True)
+        for server in self.servers:
+            server.stop(mode="immediate")
+            if server.log_path.exists():
+                shutil.copy2(server.log_path, destination / f"{server.name}.log")
+        for log in self.stack.log_files():
+            if log.exists():
+                shutil.copy2(log, destination / log.name)
+        (destination / "README").write_text("The scratch data dirs of this drill were not kept (a production "
+                                            "restore); rerun with --keep to keep the whole run directory.\n")
+        return destination
 
     def _limits(self, record: RestoreRecord, usable_seconds: float, target: RecoveryTarget) -> None:
         config = self.stack.config

@@ -30,7 +30,7 @@ def new_record(backup: Backup, target: RecoveryTarget) -> RestoreRecord:
 def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarget, record: RestoreRecord,
                    newest_archived_commit: str = "", timeout: float = 300,
                    recover_options: tuple[str, ...] = (), before_start=None,
-                   wal_verified_through: str = "") -> list[Backup]:
+                   wal_verified_through: str = "", read_after_target: bool = True) -> list[Backup]:
     """Restore ``backup`` to ``target`` into the empty scratch ``server`` and start it; returns the
     backups combined into the restore (leaf first). Raises VerificationFailed with the cause.
     ``wal_verified_through``: a segment an earlier run read whole and found sound; WAL integrity is read
@@ -46,7 +46,8 @@ def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarge
     record.combined_backups = tuple(link.backup_id for link in reversed(chain))
     through = _last_needed_segment(target, backup, archived)
     preflight.wal_continuity(barman, backup, through, record, archived)
-    _wal_integrity(barman, server, backup, target, through, archived, record, wal_verified_through)
+    _wal_integrity(barman, server, backup, target, through, archived, record, wal_verified_through,
+                   read_after_target)
 
     t0 = time.monotonic()
     try:
@@ -72,7 +73,8 @@ def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarge
 
 
 def _wal_integrity(barman: Barman, server, backup: Backup, target: RecoveryTarget, through: str,
-                   archived: list[str], record: RestoreRecord, verified_through: str = "") -> None:
+                   archived: list[str], record: RestoreRecord, verified_through: str = "",
+                   read_after_target: bool = True) -> None:
     """Every record recovery will read, read first: damage is named before any copy. WAL after the
     target is read too: damage there cannot change this restore, so it is a warning."""
     pg = wal_reader(server, backup)
@@ -84,7 +86,7 @@ def _wal_integrity(barman: Barman, server, backup: Backup, target: RecoveryTarge
     wal_integrity.wal_integrity(barman, pg, backup, wal_integrity.segment_range(first, through), record,
                                 workdir, start_lsn=start, end_lsn=stop)
     record.wal_checked_through = through
-    if stop and archived and archived[-1] >= segment_of(stop, backup.timeline):
+    if read_after_target and stop and archived and archived[-1] >= segment_of(stop, backup.timeline):
         wal_integrity.wal_integrity(barman, pg, backup,
                                     wal_integrity.segment_range(segment_of(stop, backup.timeline), archived[-1]),
                                     record, workdir, start_lsn=stop, name="wal_after_target", raise_on_damage=False)

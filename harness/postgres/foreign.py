@@ -40,11 +40,15 @@ NEUTRAL = (
     ("logging_collector", "off", "the scratch's log goes to its own file, where recovery is read from"),
     ("log_destination", "stderr", "the scratch's log goes to its own file, where recovery is read from"),
     ("hot_standby", "on", "the drill watches recovery through queries"),
+    ("max_logical_replication_workers", "0", "a promoted scratch must not apply production's subscriptions"),
     ("fsync", "off", "a scratch is thrown away"),
 )
 ARCHIVE_LIBRARY_SINCE = 15   # archive_library exists from PostgreSQL 15 on
 PROMOTE_TRIGGER_UNTIL = 15   # promote_trigger_file was removed in PostgreSQL 16
 PRELOADS = ("shared_preload_libraries", "session_preload_libraries", "local_preload_libraries")
+STATS_TEMP_UNTIL = 14        # stats_temp_directory was removed in PostgreSQL 15
+# Libraries that act on their own once loaded (scheduled jobs, replication): never in a scratch.
+AUTONOMOUS = {"pg_cron", "pglogical", "pg_partman_bgw", "pg_squeeze", "pg_background"}
 
 
 @dataclass
@@ -58,8 +62,16 @@ class Neutralized:
 def neutralize(pg: PgBin, data_dir: Path, run_as: RunAs, socket_dir: Path, port: int, hba_file: Path,
                ident_file: Path) -> Neutralized:
     """The command-line settings that make ``data_dir`` (restored, not yet started) harmless here."""
-    restored = _restored_settings(pg, data_dir, run_as)
     result = Neutralized()
+    config_file = data_dir / "postgresql.conf"
+    if not config_file.exists():
+        # A server configured outside its data directory (Debian's /etc/postgresql/...): a backup taken
+        # with pg_basebackup holds no postgresql.conf; the scratch runs on defaults plus the overrides.
+        config_file.write_text("# the harness's scratch: production's postgresql.conf was not in the backup\n")
+        chown_to(config_file, run_as)
+        result.overrides.append("postgresql.conf: absent from the backup (kept outside the data directory) -> an "
+                                "empty one (the scratch runs on PostgreSQL's defaults and these overrides)")
+    restored = _restored_settings(pg, data_dir, run_as)
 
     def put(name: str, value: str, why: str, before: str | None = None) -> None:
         result.settings[name] = value
@@ -83,13 +95,22 @@ def neutralize(pg: PgBin, data_dir: Path, run_as: RunAs, socket_dir: Path, port:
     restored_buffers = _kilobytes(restored.get("shared_buffers", ""))
     if restored_buffers > SMALL_SHARED_BUFFERS_KB:
         put("shared_buffers", "128MB", "sized for production's machine", before=f"{restored_buffers // 1024}MB")
+    if pg.major <= STATS_TEMP_UNTIL:
+        stats_temp = socket_dir.parent / "stats_temp"
+        stats_temp.mkdir(mode=0o700, exist_ok=True)
+        chown_to(stats_temp, run_as)
+        put("stats_temp_directory", str(stats_temp), "production's directory is not the scratch's")
     installed = installed_libraries(pg)
     for name in PRELOADS:
         wanted = [lib.strip() for lib in restored.get(name, "").split(",") if lib.strip()]
-        kept = [lib for lib in wanted if _library_name(lib) in installed]
+        autonomous = [lib for lib in wanted if _library_name(lib) in AUTONOMOUS]
+        missing = [lib for lib in wanted if _library_name(lib) not in installed and lib not in autonomous]
+        kept = [lib for lib in wanted if lib not in autonomous and lib not in missing]
         if kept != wanted:
-            missing = ", ".join(lib for lib in wanted if lib not in kept)
-            put(name, ",".join(kept), f"not installed here: {missing}")
+            why = "; ".join(part for part in (f"not installed here: {', '.join(missing)}" if missing else "",
+                                              f"acts on its own (jobs, replication): {', '.join(autonomous)}"
+                                              if autonomous else "") if part)
+            put(name, ",".join(kept), why)
     removed = _remove_replication_slots(data_dir)
     if removed:
         result.overrides.append(f"replication slots removed from the restore: {', '.join(removed)} "
@@ -130,7 +151,8 @@ def _library_name(entry: str) -> str:
 
 
 WANTED = ("shared_buffers", "listen_addresses", "port", "unix_socket_directories", "data_directory", "hba_file",
-          "ident_file", *[name for name, _, _ in NEUTRAL], "archive_library", "promote_trigger_file", *PRELOADS)
+          "ident_file", *[name for name, _, _ in NEUTRAL], "archive_library", "promote_trigger_file",
+          "stats_temp_directory", *PRELOADS)
 
 
 def _restored_settings(pg: PgBin, data_dir: Path, run_as: RunAs) -> dict[str, str]:

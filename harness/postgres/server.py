@@ -14,6 +14,7 @@ from harness.postgres.binaries import PgBin
 from harness.process import logfiles
 from harness.process.accounts import chown_to
 from harness.process.commands import RunAs, run
+from harness.process.reaping import is_postmaster_of
 
 # Every session pins what shapes a value's text, so the source and a restore print rows the same way.
 SESSION_SETTINGS = {
@@ -178,7 +179,7 @@ class PostgresServer(ServerHandle):
     def kill(self) -> None:
         """Stop without ceremony (used when cleaning up after an interruption)."""
         pid = self.postmaster_pid()
-        if pid:
+        if pid and is_postmaster_of(pid, str(self.data_dir)):  # a stale pid file may name another process
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:
@@ -199,8 +200,8 @@ class PostgresServer(ServerHandle):
         except ProcessLookupError:
             return False
         except PermissionError:
-            return True
-        return True
+            pass
+        return is_postmaster_of(pid, str(self.data_dir))  # not some other process that got a stale pid
 
 def _conf_value(value) -> str:
     if isinstance(value, bool):

@@ -62,7 +62,7 @@ def _reap_postgres(entry: dict) -> str:
         return "not running (no postmaster.pid)"
     except (OSError, ValueError) as exc:
         return f"could not read postmaster.pid: {exc}"
-    if not _running(pid) or not _is_postmaster_of(pid, data_dir):
+    if not _running(pid) or not is_postmaster_of(pid, data_dir):
         return f"not running (postmaster.pid names {pid}, which is not its postmaster)"
     try:
         os.kill(pid, signal.SIGQUIT)  # immediate shutdown: no checkpoint, the server is disposable
@@ -190,7 +190,7 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _is_postmaster_of(pid: int, data_dir: str) -> bool:
+def is_postmaster_of(pid: int, data_dir: str) -> bool:
     # The postmaster runs in its data directory; a stale postmaster.pid may name a reused pid.
     try:
         return os.path.realpath(os.readlink(f"/proc/{pid}/cwd")) == os.path.realpath(data_dir)

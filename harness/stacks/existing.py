@@ -43,6 +43,7 @@ class ExistingStack(StackBase):
         self.pg: PgBin | None = None
         self.run_as = None
         self.server_section: dict = {}
+        self.wal_from: dict[str, int] = {}   # backup id -> bytes of WAL Barman holds from it on
 
     # -- bring up: nothing is started, only read ---------------------------------------------------
 
@@ -85,6 +86,12 @@ class ExistingStack(StackBase):
         if not done:
             raise SetupError(f"Barman server '{self.server_name}' has no finished backup to drill "
                              f"({len(listed)} listed, none DONE).", "Take a backup first (barman backup).")
+        # WAL Barman holds from each backup on (its own and every later backup's): a restore to the end
+        # copies all of it, which the room check must count.
+        later = 0
+        for item in reversed(listed):
+            later += int(item.get("wal_size_bytes") or 0)
+            self.wal_from[item["backup_id"]] = later
         chosen = select(done, self.config.backups)
         # The newest entry of the catalogue, when it is neither DONE nor still in progress, is a backup
         # that was meant to exist and cannot be restored (`barman check` stays OK): it is drilled, and red.
@@ -97,8 +104,14 @@ class ExistingStack(StackBase):
         """Barman's record of a backup; for one Barman cannot show, what is known: its id and status."""
         try:
             backup = self.barman.show_backup(backup_id)
-        except HarnessError:
-            return Backup(backup_id, "", "", "", "", 0, raw={"status": status or "unreadable"})
+        except HarnessError as exc:
+            listed = status or next((item.get("status", "") for item in
+                                     self.barman.json("list-backups", self.server_name).get(self.server_name, [])
+                                     if isinstance(item, dict) and item.get("backup_id") == backup_id), "gone")
+            if listed in ("DONE", "gone"):  # Barman's trouble, or retention removed it meanwhile: not a red
+                raise SetupError(f"Barman cannot show backup {backup_id} of '{self.server_name}' ({listed}).",
+                                 exc.fix, exc.details or exc.cause) from None
+            return Backup(backup_id, "", "", "", "", 0, raw={"status": listed})
         if status and not backup.raw.get("status"):
             backup.raw["status"] = status
         return backup
@@ -122,9 +135,12 @@ class ExistingStack(StackBase):
                              "--pg-bindir.")
         return found.pg
 
-    def require_room(self, backup: Backup) -> None:
-        """Before any copy: the run dir's file system must hold the restore."""
+    def require_room(self, backup: Backup, to_the_end: bool = False) -> None:
+        """Before any copy: the run dir's file system must hold the restore (and, restoring to the end of
+        the archive, every WAL segment after the backup)."""
         need = int(backup.raw.get("base_backup_information", {}).get("backup_size_with_wals_bytes") or backup.size_bytes)
+        if to_the_end:
+            need += self.wal_from.get(backup.backup_id, 0)
         free = shutil.disk_usage(self.run_dir).free
         if need * ROOM_FACTOR > free:
             raise SetupError(f"Not enough free space to restore backup {backup.backup_id}: it needs about "
