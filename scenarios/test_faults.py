@@ -5,11 +5,12 @@ usual and asserts both that it failed and that the message names the injected ca
 """
 
 import pytest
+from histories import around_a_target
 
 from harness.checks.wal_integrity import WalIntegrityFailed
 from harness.drill import faults
 from harness.errors import RecoveryFailed, TargetRefused, VerificationFailed
-from harness.postgres.wal import segment_number, segment_of
+from harness.postgres.wal import segment_of
 
 pytestmark = pytest.mark.faults
 
@@ -17,18 +18,8 @@ pytestmark = pytest.mark.faults
 @pytest.fixture
 def segment_between(source, barman, books, rows):
     """A backup, an archived segment strictly between it and an xid target, later writes archived."""
-    books.insert(rows)
-    backup = barman.backup()
-    books.update(20)
-    middle = barman.archive_current_wal()
-    commit = books.update(20)
-    target = source.capture_target("xid", commit)
-    expected = source.fingerprint()
-    books.insert(100)
-    barman.archive_current_wal()
-    assert segment_number(backup.end_wal) < segment_number(middle) < segment_number(
-        segment_of(target.at_lsn, backup.timeline)), "the chain needs a segment between backup and target"
-    return backup, middle, target, expected
+    around = around_a_target(source, barman, books, rows)
+    return around.backup, around.middle, around.target, around.expected
 
 
 def test_deleted_wal_segment_is_named(barman, scratch, segment_between):

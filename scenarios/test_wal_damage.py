@@ -8,11 +8,12 @@ or older than its backup) must not turn it red; after the target it is reported 
 import gzip
 
 import pytest
+from histories import around_a_target
 
 from harness.checks.wal_integrity import WalIntegrityFailed
 from harness.drill import faults
 from harness.plugin.factories import stack_fixture
-from harness.postgres.wal import SEGMENT_RE, segment_number, segment_of
+from harness.postgres.wal import SEGMENT_RE, segment_number
 
 pytestmark = pytest.mark.faults
 
@@ -20,21 +21,8 @@ pytestmark = pytest.mark.faults
 @pytest.fixture
 def history(source, barman, books, rows):
     """A backup, a segment strictly between it and an xid target, a segment after the target, all archived."""
-    books.insert(rows)
-    backup = barman.backup()
-    books.update(20)
-    middle = barman.archive_current_wal()
-    commit = books.update(20)
-    target = source.capture_target("xid", commit)
-    expected = source.fingerprint()
-    books.insert(100)
-    barman.archive_current_wal()
-    books.insert(100)
-    after = barman.archive_current_wal()
-    target_segment = segment_of(target.at_lsn, backup.timeline)
-    assert segment_number(backup.end_wal) < segment_number(middle) < segment_number(target_segment) < \
-        segment_number(after), "the history needs segments between backup and target and after the target"
-    return backup, middle, target, expected, after
+    around = around_a_target(source, barman, books, rows)
+    return around.backup, around.middle, around.target, around.expected, around.after
 
 
 @pytest.mark.parametrize("damage, named", [

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import ClassVar
 
 from harness.config import DrillConfig
+from harness.errors import SetupError
+from harness.process.accounts import unreachable_parent
 from harness.process.cleanup import CleanupFailed, Cleanups
 from harness.process.progress import Progress
 from harness.process.reaper import Ownership
+from harness.stacks.workdir import default_workdir
 
 
 class StackBase:
@@ -54,6 +59,30 @@ class StackBase:
 
     def _bring_up(self) -> None:
         raise NotImplementedError
+
+    def _make_run_dir(self, run_as) -> None:
+        """The run's directory: where the config says or a roomy default, reachable by ``run_as`` (who
+        runs the servers), owned for removal and for the watchdog."""
+        base = self.config.workdir
+        if base is None:
+            choice = default_workdir(self.config.rows)
+            base = choice.path
+            self.progress.say(f"run directory under {base}: {choice.why} (--workdir to choose)")
+        if not Path(base).is_dir():
+            raise SetupError(f"The work directory {base} does not exist.", "Create it or choose another with --workdir.")
+        blocked = unreachable_parent(Path(base), run_as)
+        if blocked:
+            raise SetupError(
+                f"The server user '{run_as.user}' cannot reach the work directory {base}: {blocked} is "
+                "closed to other users.", "Choose a work directory under /tmp or /var/tmp (--workdir).")
+        self.run_dir = run_dir = Path(tempfile.mkdtemp(prefix="pgbv-", dir=base))
+        if not self.config.keep:
+            self.cleanups.add("remove the run directory", lambda: shutil.rmtree(run_dir, ignore_errors=True))
+            self.ownership.own_path(run_dir, "the run directory")
+        # Whatever still runs from the run dir (servers, receive-wal, pg_receivewal) names it.
+        self.ownership.own_processes_naming(run_dir, "processes of the run directory")
+        # The server user must reach its data dirs below this one.
+        os.chmod(run_dir, 0o711)
 
     def versions(self) -> dict[str, str]:
         """PostgreSQL and Barman versions, read once (asking Barman costs a process start)."""

@@ -9,9 +9,7 @@ overridden (harness.postgres.foreign) and are reached over a private socket only
 from __future__ import annotations
 
 import configparser
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,10 +19,9 @@ from harness.errors import HarnessError, SetupError
 from harness.postgres import versions as pgversions
 from harness.postgres.binaries import PgBin, find_barman, find_pg_bindir, require_rsync, tool_version
 from harness.postgres.foreign import ForeignScratch
-from harness.process.accounts import chown_to, server_runner, unreachable_parent
+from harness.process.accounts import chown_to, server_runner
 from harness.process.ports import free_port
 from harness.stacks.base import StackBase
-from harness.stacks.workdir import default_workdir
 
 BARMAN_CONFIG_SEARCH = ("~/.barman.conf", "/etc/barman.conf", "/etc/barman/barman.conf")
 ROOM_FACTOR = 1.2
@@ -61,20 +58,7 @@ class ExistingStack(StackBase):
                                      allow_canary=self.config.canary)
         self.server_section = self.barman.use_directories_of_configuration()
         self.run_as = server_runner(self.config.server_user)
-        self._make_run_dir()
-
-    def _make_run_dir(self) -> None:
-        base = self.config.workdir or default_workdir(self.config.rows).path
-        blocked = unreachable_parent(Path(base), self.run_as)
-        if blocked:
-            raise SetupError(f"The server user '{self.run_as.user}' cannot reach the work directory {base}: {blocked} "
-                             "is closed to other users.", "Choose a work directory under /tmp or /var/tmp (--workdir).")
-        self.run_dir = run_dir = Path(tempfile.mkdtemp(prefix="pgbv-", dir=base))
-        if not self.config.keep:
-            self.cleanups.add("remove the run directory", lambda: shutil.rmtree(run_dir, ignore_errors=True))
-            self.ownership.own_path(run_dir, "the run directory")
-        self.ownership.own_processes_naming(run_dir, "processes of the run directory")
-        os.chmod(run_dir, 0o711)
+        self._make_run_dir(self.run_as)
 
     # -- what to drill ----------------------------------------------------------------------------
 

@@ -7,9 +7,7 @@ process the stack starts is stopped by ``close()``, and by the watchdog if the h
 from __future__ import annotations
 
 import getpass
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from psycopg import sql
@@ -22,10 +20,9 @@ from harness.errors import SetupError
 from harness.postgres.binaries import PgBin, find_barman, find_pg_bindir, require_rsync, tool_version
 from harness.postgres.server import PostgresServer
 from harness.postgres.versions import INCREMENTAL_MIN_MAJOR, readable_copy, unusable_by
-from harness.process.accounts import Credentials, chown_to, server_runner, unreachable_parent
+from harness.process.accounts import Credentials, chown_to, server_runner
 from harness.process.ports import free_port, require_free
 from harness.stacks.base import StackBase
-from harness.stacks.workdir import default_workdir
 
 SERVER_NAME = "source"
 
@@ -78,7 +75,7 @@ class LocalStack(StackBase):
                              f"{unusable}", "Install it where that user can read it (a venv made from "
                              "/usr/bin/python3 under a world-readable directory), or name another --pg-bindir.")
         port = require_free(config.source_port, "source server") if config.source_port else free_port()
-        self._make_run_dir()
+        self._make_run_dir(self.run_as)
         self.credentials = Credentials.create(self.run_dir / "passfile")
         say(f"initdb source cluster (PostgreSQL {self.pg.version}, port {port})")
         server = self._new_server("source", port)
@@ -98,28 +95,6 @@ class LocalStack(StackBase):
         self.barman.archive_current_wal()
         self.barman.wait_until_check_ok()
         say("barman check: all OK")
-
-    def _make_run_dir(self) -> None:
-        base = self.config.workdir
-        if base is None:
-            choice = default_workdir(self.config.rows)
-            base = choice.path
-            self.progress.say(f"run directory under {base}: {choice.why} (--workdir to choose)")
-        if not Path(base).is_dir():
-            raise SetupError(f"The work directory {base} does not exist.", "Create it or choose another with --workdir.")
-        blocked = unreachable_parent(Path(base), self.run_as)
-        if blocked:
-            raise SetupError(
-                f"The server user '{self.run_as.user}' cannot reach the work directory {base}: {blocked} is "
-                "closed to other users.", "Choose a work directory under /tmp or /var/tmp (--workdir).")
-        self.run_dir = run_dir = Path(tempfile.mkdtemp(prefix="pgbv-", dir=base))
-        if not self.config.keep:
-            self.cleanups.add("remove the run directory", lambda: shutil.rmtree(run_dir, ignore_errors=True))
-            self.ownership.own_path(run_dir, "the run directory")
-        # Whatever still runs from the run dir (servers, receive-wal, pg_receivewal) names it.
-        self.ownership.own_processes_naming(run_dir, "processes of the run directory")
-        # The server user must reach its data dirs below this one.
-        os.chmod(run_dir, 0o711)
 
     def _new_server(self, name: str, port: int) -> PostgresServer:
         home = self.run_dir / name
