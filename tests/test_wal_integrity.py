@@ -56,7 +56,7 @@ def test_valid_wal_that_stops_inside_the_newest_segment_is_damage(tmp_path):
 
 def test_compression_is_recognized_by_its_magic_bytes(tmp_path):
     samples = {"gzip": gzip.compress(b"wal"), "bzip2": b"BZh91AY&SY", "xz": b"\xfd7zXZ\x00\x00", "zstd": b"\x28\xb5\x2f\xfd\0",
-               "lz4": b"\x04\x22\x4d\x18\0", None: b"\x10\xd1\x06\x00"}   # a WAL page header is none of them
+               "lz4": b"\x04\x22\x4d\x18\0", "openpgp": b"\x85\x01\x0c", None: b"\x10\xd1\x06\x00"}   # a WAL page header is none of them
     for kind, data in samples.items():
         path = tmp_path / f"sample-{kind}"
         path.write_bytes(data)

@@ -120,6 +120,9 @@ def _stage(barman, segments: list[str], staging: Path, size: int) -> tuple[str |
             kind = compression_of(found)
         except OSError as exc:
             return f"segment {segment} cannot be read ({found}: {exc.strerror})", size
+        if kind == "openpgp":
+            raise SetupError(f"WAL segment {segment} is encrypted (OpenPGP, {found}): the harness does not read "
+                             "encrypted WAL, so its integrity is not verified: no verdict.")
         target = staging / segment
         if kind is None:
             target.symlink_to(found)
@@ -138,9 +141,12 @@ def _stage(barman, segments: list[str], staging: Path, size: int) -> tuple[str |
 
 
 def compression_of(path: Path) -> str | None:
+    """gzip, bzip2, xz, zstd, lz4, openpgp (Barman's encryption), or None for plain WAL."""
     with open(path, "rb") as handle:
         head = handle.read(6)
-    return next((kind for magic, kind in MAGIC if head.startswith(magic)), None)
+    found = next((kind for magic, kind in MAGIC if head.startswith(magic)), None)
+    # An OpenPGP message opens with an encrypted-session-key packet; a WAL page never has these bytes first.
+    return found or ("openpgp" if head[:1] in (b"\x84", b"\x85", b"\x8c", b"\xc1", b"\xc3") else None)
 
 
 def _decompress(source: Path, kind: str, target: Path) -> None:
