@@ -33,7 +33,12 @@ class ExistingBarman(Barman):
     def use_directories_of_configuration(self) -> dict:
         """The server's directories, log file and conninfo as Barman's own configuration code reads them
         from the file, without `show-servers`, which would connect to the server."""
-        from barman.config import Config  # Barman's library: the same parsing and defaults as its CLI
+        try:
+            from barman.config import Config  # Barman's library: the same parsing and defaults as its CLI
+        except ImportError:
+            raise SetupError("Barman's Python library is not importable where the harness runs, so the "
+                             "configuration cannot be read without connecting to the server.",
+                             "Install barman into the harness's Python environment (it is a dependency of it).") from None
 
         try:
             config = Config(str(self.config_path))
