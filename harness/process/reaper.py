@@ -31,7 +31,7 @@ from harness.errors import HarnessError
 from harness.process.reaping import alive, reap, start_time
 
 # One directory per user: root and an ordinary user on one machine must not share (or fight over) it.
-OWNERS_DIR = Path(tempfile.gettempdir()) / f"pgbv-owners-{os.getuid()}"
+OWNERS_DIR = Path(tempfile.gettempdir()) / f".pgbv-owners-{os.getuid()}"  # hidden: not a run dir
 
 _ROOT = Path(__file__).resolve().parents[2]  # holds the harness package; the watchdog imports from it
 _STALE_LOG_AGE = 7 * 24 * 3600
