@@ -57,8 +57,9 @@ class ExistingScratch(Scratch):
                 if target.kind == "latest":
                     record.newest_commit = newest_commit_in(pg, server.data_dir / "pg_wal")
             watermarks = Watermarks(stack.config.reports_dir)
-            verified = "" if stack.config.full_wal_check else watermarks.verified_through(stack.server_name,
-                                                                                          backup.timeline)
+            # Keyed by configuration file and server: two Barmans may both name a server "main".
+            key = f"{stack.config_path}:{stack.server_name}"
+            verified = "" if stack.config.full_wal_check else watermarks.verified_through(key, backup.timeline)
             try:
                 chain = restore_backup(stack.barman, server, backup, target, record, timeout=timeout,
                                        # The restore reads the WAL Barman copies in, never `barman get-wal`.
@@ -77,7 +78,7 @@ class ExistingScratch(Scratch):
             finally:
                 record.overrides = list(server.overrides)
             if target.kind == "latest" and record.wal_checked_through:
-                watermarks.advance(stack.server_name, backup.timeline, record.wal_checked_through)
+                watermarks.advance(key, backup.timeline, record.wal_checked_through)
                 record.passed("wal_watermark", (f"earlier runs had verified WAL through {verified}; " if verified else
                                                 "read from the backup's first segment; ")
                               + f"verified through {record.wal_checked_through} now ({watermarks.path})")
