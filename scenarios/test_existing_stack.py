@@ -122,6 +122,9 @@ def _segment_between(prod) -> Path:
 
 @pytest.mark.faults
 def test_damage_on_the_existing_barman_is_named(prod, tmp_path):
+    for seed in (71, 72):              # at least two archived segments after the latest backup, whatever ran before
+        prod.write_books(100, seed=seed)
+        prod.archive_now()
     segment = _segment_between(prod)
     aside = tmp_path / segment.name
     shutil.move(segment, aside)
