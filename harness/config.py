@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from harness.errors import HarnessError
+from harness.shards import Shard, parse_shard
 from harness.stacks import STACKS
 
 STACK_KINDS = tuple(STACKS)
@@ -117,13 +118,25 @@ SETTINGS: tuple[Setting, ...] = (
             "/dev/shm when it is a tmpfs with room to spare, else the system temp dir)", env="DRILL_WORKDIR"),
     Setting("reports_dir", "--reports-dir", "where evidence goes: JSON, HTML, kept evidence of failed drills "
             "(default: reports/)", env="DRILL_REPORTS_DIR", convert=Path),
+    Setting("metrics_file", "--metrics-file", "after every run, write Prometheus metrics per Barman server to this "
+            "file (node_exporter textfile collector: name it *.prom in its directory), atomically",
+            env="DRILL_METRICS_FILE", convert=Path),
+    Setting("history", "--history", "the run history (SQLite) every run appends its drills to, which the HTML "
+            "trends and pgbv-nightly read (default: <reports dir>/history.sqlite)", env="DRILL_HISTORY",
+            convert=Path),
+    Setting("state_dir", "--state-dir", "pgbv-stack: where the stack kept up for manual work is recorded "
+            "(default: $XDG_STATE_HOME/pgbv, else ~/.local/state/pgbv)", env="DRILL_STATE_DIR", ini=False),
     Setting("compose_project", "--compose-project", "compose project name for --stack compose (default: "
             "pgbv<pid>, unique per run)"),
+    Setting("shard", "--shard", "run only shard K of N (1/3, 2/3, 3/3): the drills of one Barman server stay "
+            "together, the rest dealt by test id, the same on every machine; pgbv-merge folds the shards' reports",
+            env="DRILL_SHARD", ini=False, convert=lambda v: parse_shard(v)),
     # --stack existing: drill the backups of a Barman this machine already runs.
     Setting("barman_config", "--barman-config", "--stack existing: the Barman configuration file (default: Barman's "
             "own search: ~/.barman.conf, /etc/barman.conf, /etc/barman/barman.conf)", env="DRILL_BARMAN_CONFIG"),
     Setting("barman_server", "--barman-server", "--stack existing: the Barman server to drill, or 'all' servers of "
-            "the configuration", env="DRILL_BARMAN_SERVER"),
+            "the configuration; local and compose stacks: the name of the server they configure (default: source, "
+            "pg; pgbv-stack: postgres)", env="DRILL_BARMAN_SERVER"),
     Setting("backups", "--backups", "--stack existing: which backups: latest (default), all, a comma list of "
             "backup ids, or newer-than=DURATION (e.g. 7d, 36h)", env="DRILL_BACKUPS", convert=lambda v: parse_backups(v)),
     Setting("canary", "--canary", "--stack existing: exact proof on production: write a token on the server, make "
@@ -156,6 +169,9 @@ class DrillConfig:
     workdir: str | None = None
     reports_dir: Path = Path("reports")
     compose_project: str | None = None
+    state_dir: str | None = None
+    metrics_file: Path | None = None
+    history: Path | None = None        # None: <reports_dir>/history.sqlite
     barman_config: str | None = None
     barman_server: str | None = None
     backups: tuple[str, ...] = ("latest",)
@@ -164,6 +180,7 @@ class DrillConfig:
     max_rpo: float | None = None
     max_rto: float | None = None
     full_wal_check: bool = False
+    shard: Shard | None = None        # this machine's part of the run
     progress: bool = False             # progress lines for long steps (a person at a terminal)
 
     def replace(self, **changes) -> "DrillConfig":
@@ -199,9 +216,11 @@ class DrillConfig:
         return config
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The settings as argparse arguments, for scripts; ``from_arguments`` builds the config."""
+def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    """The settings (or those ``names``) as argparse arguments, for scripts; ``from_arguments`` builds the config."""
     for setting in SETTINGS:
+        if names is not None and setting.name not in names:
+            continue
         kwargs: dict[str, Any] = {"dest": setting.name, "default": None, "help": setting.help}
         if setting.boolean:
             kwargs["action"] = argparse.BooleanOptionalAction

@@ -45,6 +45,20 @@ def test_damaged_segment_before_the_target_is_named_before_any_copy(stack, barma
     assert done.path.read_bytes() != b"", "the fault is put back on exit"
 
 
+def test_a_long_read_beside_the_copy_names_the_damage_before_the_server_starts(stack, barman, scratch, history,
+                                                                                monkeypatch):
+    from harness.drill import recovery
+
+    monkeypatch.setattr(recovery, "READ_BESIDE_THE_COPY_FROM", 1)  # this read goes beside the copy, as a long one does
+    backup, middle, target, _, _ = history
+    with faults.wal_segment_damaged(barman, middle, "bytes changed", pg=stack.pg):
+        with pytest.raises(WalIntegrityFailed) as red:
+            scratch.recover(backup, target)
+    assert f"segment {middle}: first bad record at " in str(red.value)
+    assert [check.name for check in scratch.records[-1].checks][-1] == "wal_integrity"
+    assert not scratch.servers[-1].log_path.exists(), "the scratch server never started"
+
+
 def test_damage_after_the_target_is_a_warning_not_a_red(stack, barman, scratch, history):
     backup, _, target, expected, after = history
     with faults.wal_segment_damaged(barman, after, "bytes changed", pg=stack.pg):

@@ -82,19 +82,3 @@ def test_bad_files_are_named_not_crashed_on(tmp_path):
     (tmp_path / "staging2").mkdir()
     damage, _ = wi._stage(Archive(), SEGMENTS[1:2], tmp_path / "staging2", SIZE)
     assert damage == f"segment {SEGMENTS[1]} is missing from the archive"
-
-
-def test_wal_of_a_later_timeline_is_no_verdict_past_the_backups_end():
-    from types import SimpleNamespace
-
-    from harness.drill.recovery import _on_the_backups_timeline
-    from harness.drill.targets import RecoveryTarget
-    from harness.errors import SetupError
-
-    backup = SimpleNamespace(backup_id="B1", timeline=1)
-    archived = ["000000010000000000000003", "000000010000000000000004", "000000020000000000000004",
-                "000000020000000000000005"]
-    assert _on_the_backups_timeline(archived, backup, RecoveryTarget("immediate")) == archived[:2]
-    with pytest.raises(SetupError, match="timeline 2 after backup B1"):
-        _on_the_backups_timeline(archived, backup, RecoveryTarget("latest"))
-    assert _on_the_backups_timeline(archived[:2], backup, RecoveryTarget("latest")) == archived[:2]

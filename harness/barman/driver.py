@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Protocol
 
 from harness.barman.catalog import Backup, CheckResult, backup_id_from_output, parse_check_json
+from harness.barman.wal_catalogue import WalCatalogue, read_catalogue
 from harness.drill.targets import RecoveryTarget
 from harness.errors import CommandFailed, HarnessError, SetupError, TargetRefused
-from harness.postgres.wal import SEGMENT_RE, lsn_to_int, missing_segments
+from harness.postgres.wal import lsn_to_int, missing_segments
 from harness.process import logfiles
 from harness.process.commands import run, start_background, stop_process_group
 from harness.process.progress import QUIET, Progress
@@ -36,6 +38,8 @@ class WalSource(Protocol):
 class Barman:
     """One Barman server section, driven by ``barman -c CONFIG``."""
 
+    stoppable = True  # stopping a command here stops what it started (see ComposeBarman)
+
     def __init__(self, executable: str, config_path: Path, server: str, home: Path, wal_source: WalSource | None,
                  progress: Progress = QUIET):
         self.executable = executable
@@ -47,6 +51,7 @@ class Barman:
         self.backup_directory = self.home / server
         self.basebackups_directory = self.backup_directory / "base"
         self.wals_directory = self.backup_directory / "wals"
+        self.xlogdb_directory: Path | None = None  # where the WAL catalogue lives: wals_directory unless configured
         self._wal_source = wal_source  # None: a Barman whose server the harness must not write to
         self._log_file: Path | None = None
         self.progress = progress
@@ -63,7 +68,7 @@ class Barman:
         """Take the catalogue's directories and log file from Barman's own view of the configuration
         (`show-servers`, read-only); returns that view."""
         section = self.json("show-servers", self.server).get(self.server) or {}
-        for name in ("backup_directory", "basebackups_directory", "wals_directory"):
+        for name in ("backup_directory", "basebackups_directory", "wals_directory", "xlogdb_directory"):
             if section.get(name):
                 setattr(self, name, Path(section[name]))
         if section.get("log_file"):
@@ -71,9 +76,10 @@ class Barman:
         return section
 
     def command(self, *args, timeout: float = 120, check: bool = True, json_output: bool = False,
-                cause: str = "") -> subprocess.CompletedProcess:
+                cause: str = "", stop: threading.Event | None = None) -> subprocess.CompletedProcess:
+        """``stop``: once set, the command is stopped where it can be (see ``stoppable``)."""
         argv = self.barman_argv(*(["-f", "json"] if json_output else []), *args)
-        return run(argv, timeout=timeout, check=check, cause=cause)
+        return run(argv, timeout=timeout, check=check, cause=cause, stop=stop if self.stoppable else None)
 
     def barman_argv(self, *args) -> list[str]:
         """The argv of one barman command (the compose stack runs it inside its container)."""
@@ -252,42 +258,44 @@ class Barman:
         )
 
     def archived_wal_segments(self, backup_id: str) -> list[str]:
-        """Segments Barman's catalogue holds from the backup on and that exist on disk, oldest first.
+        """Segments of the backup's timeline from its first WAL on, listed in Barman's catalogue and on
+        disk, oldest first."""
+        backup = self.show_backup(backup_id)
+        return sorted(name for name in self.wal_catalogue(backup.begin_wal).segments
+                      if int(name[:8], 16) == backup.timeline)
 
-        `list-files --target wal` of a backup stops at the end WAL of the next backup: the lists
-        of this backup and of every later one together reach the newest archived segment.
-        """
-        names = set()
-        for listed in [backup_id, *[other for other in self.backup_ids() if other > backup_id]]:
-            done = self.command("list-files", "--target", "wal", self.server, listed, timeout=60)
-            paths = [Path(line.strip()) for line in done.stdout.splitlines() if line.strip()]
-            names.update(path.name for path in paths if SEGMENT_RE.match(path.name) and path.exists())
-        return sorted(names)
+    def wal_catalogue(self, first: str) -> WalCatalogue:
+        """What Barman's WAL catalogue lists from segment ``first`` on (any timeline) and the archive holds,
+        with every history file: read from the file, no Barman process."""
+        return read_catalogue(self.xlogdb_path, self.wals_directory, first)
+
+    @property
+    def xlogdb_path(self) -> Path:
+        """`<server>-xlog.db` in the xlogdb directory (Barman 3.11+), else the older `wals/xlog.db`."""
+        current = (self.xlogdb_directory or self.wals_directory) / f"{self.server}-xlog.db"
+        legacy = self.wals_directory / "xlog.db"
+        return legacy if legacy.exists() and not current.exists() else current
 
     def backup_ids(self) -> list[str]:
         """Ids of the backups Barman lists for the server, oldest first."""
         listed = self.json("list-backups", self.server).get(self.server, [])
         return sorted(item["backup_id"] for item in listed if isinstance(item, dict) and "backup_id" in item)
 
-    def missing_wal(self, backup: Backup, through_segment: str, archived: list[str] | None = None) -> list[str]:
-        """Segments from the backup's first WAL to ``through_segment`` that are not in the archive
-        (``archived``: a listing the caller has just taken, to spare asking Barman again).
-
-        (`barman check-archived-wal-range` does this on barman 3.20+, which needs Python 3.12.)
-        """
-        if archived is None:
-            archived = self.archived_wal_segments(backup.backup_id)
-        return missing_segments(archived, backup.begin_wal, through_segment)
+    def missing_wal(self, backup: Backup, through_segment: str) -> list[str]:
+        """Segments of the backup's timeline from its first WAL to ``through_segment`` not in the archive."""
+        archived = self.wal_catalogue(backup.begin_wal).segments
+        return missing_segments(sorted(archived), backup.begin_wal, through_segment)
 
     # -- recovery -----------------------------------------------------------------------------
 
-    def recover(self, backup_id: str, destination: Path, target: RecoveryTarget,
-                timeout: float = 600, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    def recover(self, backup_id: str, destination: Path, target: RecoveryTarget, timeout: float = 600,
+                extra: tuple[str, ...] = (), stop: threading.Event | None = None) -> subprocess.CompletedProcess:
+        """``stop``: once set (a check beside the copy failed), the copy is stopped where it can be."""
         # Promote at a point-in-time target (Barman accepts a target action only with a target).
         action = ["--target-action", "promote"] if target.is_pitr else []
         argv = ["recover", "--jobs", RECOVER_JOBS, *target.barman_args(), *action, *extra, self.server, backup_id,
                 destination]
-        done = self.command(*argv, timeout=timeout, check=False)
+        done = self.command(*argv, timeout=timeout, check=False, stop=stop)
         if done.returncode != 0:
             refused = [line for line in done.stdout.splitlines() if "ERROR" in line or "before the backup" in line]
             if any("target" in line.lower() for line in refused):

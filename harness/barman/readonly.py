@@ -50,6 +50,8 @@ class ExistingBarman(Barman):
             raise SetupError(f"The Barman configuration {self.config_path} has no server '{self.server}'.")
         for name in ("backup_directory", "basebackups_directory", "wals_directory"):
             setattr(self, name, Path(getattr(server, name)))
+        if getattr(server, "xlogdb_directory", None):  # Barman 3.11+
+            self.xlogdb_directory = Path(server.xlogdb_directory)
         if config.log_file:
             self._log_file = Path(config.log_file)
         return {"conninfo": server.conninfo or "", "streaming_conninfo": server.streaming_conninfo or "",

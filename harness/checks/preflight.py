@@ -34,8 +34,9 @@ def backup_metadata(barman, backup, record: RestoreRecord) -> None:
     record.passed("backup_metadata", f"{info_path.name} status DONE, WAL {fields['begin_wal']}..{fields['end_wal']}")
 
 
-def verify_backup(barman, backup, record: RestoreRecord) -> None:
-    """pg_verifybackup, through Barman, against the backup manifest."""
+def verify_backup(barman, backup, record: RestoreRecord, stop=None) -> None:
+    """pg_verifybackup, through Barman, against the backup manifest (``stop``: an Event that ends it early,
+    when its outcome is no longer wanted)."""
     raw = getattr(backup, "raw", {}) or {}
     method = raw.get("base_backup_information", {}).get("backup_method", "postgres")
     version = int(raw.get("postgresql_version") or 0)
@@ -44,15 +45,15 @@ def verify_backup(barman, backup, record: RestoreRecord) -> None:
         record.passed("verify_backup", f"not applicable: a {method} backup of PostgreSQL {version or '?'} has no "
                                        "manifest; the restore's own checks stand")
         return
-    problem = verify_backup_problem(barman, backup.backup_id)
+    problem = verify_backup_problem(barman, backup.backup_id, stop=stop)
     if problem:
         raise record.failed("verify_backup", problem)
     record.passed("verify_backup", "pg_verifybackup: backup matches its manifest")
 
 
-def verify_backup_problem(barman, backup_id: str, what: str = "Backup") -> VerificationFailed | None:
+def verify_backup_problem(barman, backup_id: str, what: str = "Backup", stop=None) -> VerificationFailed | None:
     """`barman verify-backup` of one stored backup: None when it matches its manifest."""
-    done = barman.command("verify-backup", barman.server, backup_id, check=False, timeout=VERIFY_TIMEOUT)
+    done = barman.command("verify-backup", barman.server, backup_id, check=False, timeout=VERIFY_TIMEOUT, stop=stop)
     if done.returncode is None:
         raise SetupError(f"`barman verify-backup` of {backup_id} did not finish within {VERIFY_TIMEOUT} s: no verdict.",
                          details=done.stdout[-1000:])
@@ -69,7 +70,7 @@ def verify_backup_problem(barman, backup_id: str, what: str = "Backup") -> Verif
 
 VERIFY_TIMEOUT = 3600
 MANIFESTS_SINCE = 130000  # pg_basebackup writes backup_manifest from PostgreSQL 13 on
-def backup_chain(barman, backup, record: RestoreRecord) -> list:
+def backup_chain(barman, backup, record: RestoreRecord, stop=None) -> list:
     """An incremental backup restores only combined with every parent up to its full root:
     each parent must be catalogued, on disk, and pass verify-backup. Returns the chain, leaf first.
     (A full backup is its own chain; nothing is logged for it.)"""
@@ -100,7 +101,7 @@ def backup_chain(barman, backup, record: RestoreRecord) -> list:
             f"not in its full root backup {backup.root_backup_id or '(none recorded)'}.",
             "Barman's catalogue of the chain is inconsistent; take a new full backup."))
     for parent in chain[1:]:
-        problem = verify_backup_problem(barman, parent.backup_id, what="its parent backup")
+        problem = verify_backup_problem(barman, parent.backup_id, what="its parent backup", stop=stop)
         if problem:
             raise record.failed("backup_chain", VerificationFailed(
                 f"Backup {backup.backup_id} is incremental and its chain is broken: {problem.cause}",
@@ -116,15 +117,16 @@ def describe_chain(chain: list) -> str:
     return " <- ".join(link.backup_id for link in reversed(chain))
 
 
-def wal_continuity(barman, backup, through_segment: str, record: RestoreRecord, archived: list[str] | None = None) -> None:
-    """Every segment from the backup's begin WAL through ``through_segment`` is archived."""
-    missing = barman.missing_wal(backup, through_segment, archived)
+def wal_continuity(barman, backup, needed: list[str], archived, record: RestoreRecord) -> None:
+    """Every segment recovery reads (``needed``: from the backup's begin WAL through the one holding the
+    target, across timeline switches) is in ``archived``, Barman's catalogue of what it holds."""
+    missing = [segment for segment in needed if segment not in archived]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         streaming = "" if barman.receiver_running() else " Barman's WAL receiver (receive-wal) is not running."
         raise record.failed("wal_continuity", VerificationFailed(
             f"WAL needed by backup {backup.backup_id} is not in the archive: {len(missing)} missing segment(s) "
-            f"between {backup.begin_wal} and {through_segment}: {shown}.{streaming}",
+            f"between {needed[0]} and {needed[-1]}: {shown}.{streaming}",
             "Recovery would stop at the first gap; find the segment (barman list-files --target wal) or take "
             "a new backup after the gap."))
-    record.passed("wal_continuity", f"{backup.begin_wal}..{through_segment} all archived")
+    record.passed("wal_continuity", f"{needed[0]}..{needed[-1]} all archived")

@@ -17,7 +17,7 @@ import psycopg
 from harness.drill.targets import RecoveryTarget
 from harness.errors import RecoveryFailed, VerificationFailed
 from harness.evidence.records import RestoreRecord
-from harness.postgres.wal import segment_name, segment_number, segment_of
+from harness.postgres.wal import segment_number
 from harness.process import logfiles
 from harness.process.waiting import wait_until
 
@@ -30,35 +30,34 @@ RELEVANT = (r"FATAL|PANIC|ERROR|recovery stopping|redo done|selected new timelin
 WAL_TROUBLE = r"invalid|incorrect|wrong size|checksum|unexpected pageaddr|contrecord|could not (open|read|restore)"
 
 
-def target_reached(server, target: RecoveryTarget, record: RestoreRecord, archived: list[str],
-                   timeline: int, timeout: float) -> str:
+def target_reached(server, target: RecoveryTarget, record: RestoreRecord, route, timeout: float) -> str:
     """Wait until ``server`` has left recovery at exactly ``target``; record and return its stop line.
-    For `latest`, redo must also have reached the newest of the ``archived`` segments."""
+    For `latest`, redo must also have reached the newest archived segment of the ``route`` recovery
+    takes (harness.checks.wal_route.WalRoute)."""
     try:
-        record.stop_line = wait_until_target_reached(server, target, timeout=timeout, archived=archived,
-                                                     timeline=timeline)
+        record.stop_line = wait_until_target_reached(server, target, timeout=timeout, route=route)
     except VerificationFailed as exc:
         raise record.failed("target_reached", exc) from None
     if not target.is_pitr:
-        _replayed_to_archive_end(server, target, record, archived, timeline)
+        _replayed_to_archive_end(server, target, record, route)
     record.passed("target_reached", record.stop_line)
     return record.stop_line
 
 
-def start_failure(server, target: RecoveryTarget, record: RestoreRecord, details: str, archived: list[str],
-                  timeline: int) -> RecoveryFailed:
+def start_failure(server, target: RecoveryTarget, record: RestoreRecord, details: str, route) -> RecoveryFailed:
     """The scratch server did not come up: say where redo stopped and why, or quote its FATAL line."""
-    reason = early_end(server, archived, timeline)
+    reason = early_end(server, route)
     if not reason:
         fatal = [line for line in logfiles.tail(server.log_path, 400) if "FATAL" in line or "PANIC" in line]
         reason = "the scratch server did not come up" + (f": {_message(fatal[-1])}" if fatal else "")
     return record.failed("target_reached", recovery_failed(server, target, reason, details + _trouble(server)))
 
 
-def timeline_opened(server, target: RecoveryTarget, record: RestoreRecord, backup_timeline: int) -> int:
-    """Promotion from a backup on timeline N opens N+1; crash recovery to the end stays on N."""
+def timeline_opened(server, target: RecoveryTarget, record: RestoreRecord, backup_timeline: int,
+                    expected: int) -> int:
+    """Promotion opens the timeline after the newest one archived (N+1 from a backup on timeline N
+    without a later one); crash recovery to the end stays on the backup's: ``expected``."""
     record.timeline = server.timeline()
-    expected = backup_timeline + (1 if target.is_pitr else 0)
     if record.timeline != expected:
         raise record.failed("timeline", recovery_failed(
             server, target, f"the restore is on timeline {record.timeline}, expected {expected} "
@@ -67,13 +66,12 @@ def timeline_opened(server, target: RecoveryTarget, record: RestoreRecord, backu
     return record.timeline
 
 
-def wait_until_target_reached(server, target: RecoveryTarget, timeout: float, archived: list[str] = (),
-                              timeline: int = 1) -> str:
+def wait_until_target_reached(server, target: RecoveryTarget, timeout: float, route=None) -> str:
     """Return the log's stop line once the server has left recovery at exactly ``target``."""
     expected = re.compile(target.stop_pattern())
 
     def reached():
-        early = early_end(server, archived, timeline)
+        early = early_end(server, route)
         if early:
             raise recovery_failed(server, target, early)
         log = "\n".join(logfiles.tail(server.log_path, 400))
@@ -95,35 +93,35 @@ def wait_until_target_reached(server, target: RecoveryTarget, timeout: float, ar
                       logs=lambda: server.log_excerpt(40, RELEVANT))
 
 
-def early_end(server, archived: list[str] = (), timeline: int = 1) -> str:
+def early_end(server, route=None) -> str:
     """Why recovery ended before its target, from the log: where redo stopped against what the archive
-    holds, or "" when it did not end early."""
+    holds on the ``route`` recovery takes, or "" when it did not end early."""
     log = logfiles.tail(server.log_path, 400)
     if not any(EARLY_END.search(line) for line in log):
         return ""
     reason = "WAL ran out before the target: recovery ended before the configured target was reached"
     stops = [found.group(1) for line in log if (found := REDO_DONE.search(line))]
-    if stops and archived:
-        reason += "; " + why_redo_stopped(server, stops[-1], list(archived), timeline)
+    if stops and route is not None and route.newest():
+        reason += "; " + why_redo_stopped(server, stops[-1], route)
     return reason
 
 
-def why_redo_stopped(server, redo_end: str, archived: list[str], timeline: int) -> str:
+def why_redo_stopped(server, redo_end: str, route) -> str:
     """Redo stopped at ``redo_end``: the segment it could not go on to is missing, present but
     damaged, or beyond the end of the archive (the target is later than anything archived)."""
-    redo_segment = segment_of(redo_end, timeline)
-    newest = archived[-1]
+    redo_segment = route.segment_of(redo_end)
+    newest = route.newest()
     held = f"redo stopped at {redo_end} in segment {redo_segment} while the archive holds WAL through {newest}"
-    following = segment_name(timeline, segment_number(redo_segment) + 1)
+    following = route.segment(segment_number(redo_segment) + 1)
     if segment_number(redo_segment) >= segment_number(newest):
         return f"{held}: the WAL ends there (the target is later than anything archived)"
-    if following not in archived:
+    if following not in route.archived:
         return f"{held}: segment {following} is missing from the archive"
     troubles = [_message(line) for line in logfiles.tail(server.log_path, 400) if re.search(WAL_TROUBLE, line)]
     said = troubles[-1] if troubles else ""
     # The server names the segment, or the LSN of the bad record; else it is the one redo could not enter.
     named, at = re.search(r"segment ([0-9A-F]{24})", said), re.search(r"at ([0-9A-F]+/[0-9A-F]+)", said)
-    damaged = named.group(1) if named else segment_of(at.group(1), timeline) if at else following
+    damaged = named.group(1) if named else route.segment_of(at.group(1)) if at else following
     return (f"{held}: segment {damaged} is present but damaged"
             + (f" (the server: {said})" if said else " (the server replayed nothing more of it)"))
 
@@ -138,16 +136,16 @@ def _trouble(server) -> str:
     return ("\n  the server about WAL it could not use:\n" + "\n".join("    " + line for line in lines[-8:])) if lines else ""
 
 
-def _replayed_to_archive_end(server, target: RecoveryTarget, record: RestoreRecord, archived: list[str],
-                             timeline: int) -> None:
+def _replayed_to_archive_end(server, target: RecoveryTarget, record: RestoreRecord, route) -> None:
     # Over a WAL gap, recovery to "latest" ends quietly at the gap: compare where redo ended
-    # with the newest segment the archive holds.
+    # with the newest segment the archive holds on the route recovery takes.
     redo_end = record.stop_line.rsplit(" ", 1)[-1]
-    redo_segment = segment_of(redo_end, timeline)
-    if archived and segment_number(redo_segment) < segment_number(archived[-1]):
+    redo_segment = route.segment_of(redo_end)
+    newest = route.newest()
+    if newest and segment_number(redo_segment) < segment_number(newest):
         raise record.failed("target_reached", recovery_failed(
             server, target,
-            why_redo_stopped(server, redo_end, archived, timeline).replace("redo stopped", "redo stopped early", 1)
+            why_redo_stopped(server, redo_end, route).replace("redo stopped", "redo stopped early", 1)
             + f", so every change after {redo_end} is absent from the restore"))
 
 

@@ -7,6 +7,11 @@ store segments compressed (gzip, bzip2, lz4, zstd, xz: recognized by their magic
 suffix; they are decompressed into the run's directory first, and a segment that no longer
 decompresses is named as such. The first bad segment is named with the LSN of the first bad record
 and what is wrong with it.
+
+Across a timeline switch the segments are the files recovery reads (harness.checks.wal_route): the
+parent's, then the child's. pg_waldump reads one timeline's file names, so each file is staged under
+its position's name on the newest timeline of the range, and what pg_waldump says is mapped back to
+the archived file's own name.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import gzip
 import lzma
 import re
 import shutil
+import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +39,13 @@ MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"\
 PYTHON_DECOMPRESS = {"gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open}
 TOOLS = {"zstd": ["zstd", "-d", "-q", "-c"], "lz4": ["lz4", "-d", "-q", "-c"]}
 SUFFIXES = ("", ".gz", ".bz2", ".xz", ".zst", ".lz4")
+UNKNOWN: Callable[[str], bool | None] = lambda name: None  # noqa: E731 (no catalogue to say if it is encrypted)
 
 ERROR_AT = re.compile(r"(?:error in WAL record at|could not find a valid record after) ([0-9A-F]+/[0-9A-F]+)"
                       r"(?::\s*(.*))?")
 IN_SEGMENT = re.compile(r"in (?:log|WAL) segment ([0-9A-F]{24})(?:, offset (\d+))?")
 RECORD_AT = re.compile(r"\bat ([0-9A-F]+/[0-9A-F]+)")
+SEGMENT_NAME = re.compile(r"\b[0-9A-F]{24}\b")
 CLASSES = (  # what pg_waldump (xlogreader) says -> the damage class a DBA reads
     ("checksum", "a record's CRC does not match (bytes changed)"),
     ("pageaddr", "a page belongs to another position (a segment replaced by another's content)"),
@@ -47,6 +56,7 @@ CLASSES = (  # what pg_waldump (xlogreader) says -> the damage class a DBA reads
     ("prev-link", "a record does not follow the one before it"),
     ("resource manager", "a record's resource manager is invalid"),
     ("contrecord", "a record continued from the previous segment is missing its continuation"),
+    ("header specifies", "it is not a WAL segment (its first page header is not a WAL page header)"),
 )
 
 
@@ -64,21 +74,24 @@ class WalReading:
 
 def wal_integrity(barman, pg: PgBin, backup, segments: list[str], record: RestoreRecord, workdir: Path,
                   start_lsn: str = "", end_lsn: str = "", name: str = "wal_integrity",
-                  raise_on_damage: bool = True) -> WalReading | None:
-    """Read ``segments`` (consecutive, oldest first) from ``start_lsn`` (default: the backup's start)
-    through ``end_lsn`` (default: the end of valid WAL in the last one). Records the outcome as check
-    ``name``; raises WalIntegrityFailed on damage unless ``raise_on_damage`` is false (then the outcome
-    is a warning)."""
+                  raise_on_damage: bool = True, route: str = "",
+                  encrypted: Callable[[str], bool | None] = UNKNOWN, stop=None) -> WalReading | None:
+    """Read ``segments`` (the files recovery reads, consecutive positions, oldest first) from ``start_lsn``
+    (default: the backup's start) through ``end_lsn`` (default: the end of valid WAL in the last one).
+    Records the outcome as check ``name`` (``route``: the timeline switches followed, said in it); raises
+    WalIntegrityFailed on damage unless ``raise_on_damage`` is false (then the outcome is a warning).
+    ``encrypted``: whether Barman's catalogue says a segment is encrypted (None: it does not say);
+    ``stop``: an Event that ends the reading early, when its outcome is no longer wanted."""
     if not segments:
         return None
     started = time.monotonic()
     staging = workdir / f"wal-integrity-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
-        damage, size = _stage(barman, segments, staging, _segment_size(barman, backup))
+        damage, size = _stage(barman, segments, staging, _segment_size(barman, backup), encrypted)
         end = end_lsn
         if damage is None:
-            damage, end = _read(pg, staging, segments, start_lsn or _begin_lsn(backup), end_lsn, size)
+            damage, end = _read(pg, staging, segments, start_lsn or _begin_lsn(backup), end_lsn, size, stop)
         reading = WalReading(len(segments), len(segments) * size, time.monotonic() - started, end)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -93,7 +106,8 @@ def wal_integrity(barman, pg: PgBin, backup, segments: list[str], record: Restor
         return reading
     mb = reading.bytes / 2**20
     record.passed(name, f"{segments[0]}..{segments[-1]}: {len(segments)} segments ({mb:.0f} MiB) read record by "
-                        f"record through {end or 'the end of valid WAL'} in {reading.seconds:.2f} s")
+                        f"record through {end or 'the end of valid WAL'}" + (f", following {route}," if route else "")
+                        + f" in {reading.seconds:.2f} s")
     return reading
 
 
@@ -109,21 +123,28 @@ def _segment_size(barman, backup) -> int:
     return SEGMENT_SIZE
 
 
-def _stage(barman, segments: list[str], staging: Path, size: int) -> tuple[str | None, int]:
-    """Each segment, as PostgreSQL would read it, into ``staging``: a link, or decompressed."""
-    for segment in segments:
-        found = next((path for path in (barman.wal_path(segment).with_name(segment + suffix) for suffix in SUFFIXES)
-                      if path.exists()), None)
+def _stage(barman, segments: list[str], staging: Path, size: int,
+           encrypted: Callable[[str], bool | None] = UNKNOWN) -> tuple[str | None, int]:
+    """Each segment, as PostgreSQL would read it, into ``staging`` under its staged name: a link, or
+    decompressed."""
+    for segment, staged in zip(segments, staged_names(segments, size), strict=True):
+        try:
+            found = next((path for path in (barman.wal_path(segment).with_name(segment + suffix)
+                                            for suffix in SUFFIXES) if path.exists()), None)
+        except OSError as exc:  # a directory of the archive the harness may not enter
+            return f"segment {segment} cannot be read ({barman.wal_path(segment).parent}: {exc.strerror})", size
         if found is None:
             return f"segment {segment} is missing from the archive", size
         try:
             kind = compression_of(found)
         except OSError as exc:
             return f"segment {segment} cannot be read ({found}: {exc.strerror})", size
+        if kind == "openpgp" and encrypted(segment) is False:
+            kind = None  # Barman's catalogue says it stored it unencrypted: bytes that are no WAL, read below
         if kind == "openpgp":
             raise SetupError(f"WAL segment {segment} is encrypted (OpenPGP, {found}): the harness does not read "
                              "encrypted WAL, so its integrity is not verified: no verdict.")
-        target = staging / segment
+        target = staging / staged
         if kind is None:
             target.symlink_to(found)
         else:
@@ -134,10 +155,29 @@ def _stage(barman, segments: list[str], staging: Path, size: int) -> tuple[str |
                         f"{str(exc).strip() or type(exc).__name__}"), size
         actual = target.stat().st_size
         if actual != size:
-            return (f"segment {segment} has the wrong size: {actual} bytes instead of {size} (cut short"
-                    if actual < size else f"segment {segment} has the wrong size: {actual} bytes instead of {size} (") + \
-                f"; {found})", size
+            return (f"segment {segment} has the wrong size: {actual} bytes instead of {size} ("
+                    + ("cut short; " if actual < size else "") + f"{found})"), size
     return None, size
+
+
+def staged_names(segments: list[str], size: int = SEGMENT_SIZE) -> list[str]:
+    """Each segment's name at its position on the newest timeline of the range (the last one's)."""
+    timeline = int(segments[-1][:8], 16)
+    return [segment_name(timeline, segment_number(segment, size), size) for segment in segments]
+
+
+def unpacked(path: Path) -> bytes:
+    """The bytes of a small archived file (a history file), decompressed when Barman compressed it."""
+    kind = compression_of(path)
+    if kind in PYTHON_DECOMPRESS:
+        with PYTHON_DECOMPRESS[kind](path, "rb") as packed:
+            return packed.read()
+    if kind in TOOLS and shutil.which(TOOLS[kind][0]):
+        done = subprocess.run([*TOOLS[kind], str(path)], capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise ValueError(done.stderr.decode(errors="replace").strip()[:300] or f"{kind} exit {done.returncode}")
+        return done.stdout
+    return path.read_bytes()
 
 
 def compression_of(path: Path) -> str | None:
@@ -165,25 +205,33 @@ def _decompress(source: Path, kind: str, target: Path) -> None:
         raise ValueError(done.stdout.strip()[:300] or f"{tool} exit {done.returncode}")
 
 
-def _read(pg: PgBin, staging: Path, segments: list[str], start_lsn: str, end_lsn: str, size: int) -> tuple[str | None, str]:
+def _read(pg: PgBin, staging: Path, segments: list[str], start_lsn: str, end_lsn: str,
+          size: int, stop=None) -> tuple[str | None, str]:
     """pg_waldump over the staged range; (damage or None, where reading ended)."""
-    timeline = int(segments[0][:8], 16)
+    staged = staged_names(segments, size)
+    timeline = int(staged[0][:8], 16)
+    real = dict(zip(staged, segments, strict=True))
     start = start_lsn or _lsn_of(segments[0], size)
     argv = [pg.tool("pg_waldump"), "--quiet", "--path", staging, "--timeline", timeline, "--start", start]
     if end_lsn:
         argv += ["--end", end_lsn]
     # Barman archives whole segments only: valid WAL never just ends inside one (a switch record, or
     # a record going on into the next segment, ends it), so any error here is damage.
-    done = run(argv + [segments[0], segments[-1]], timeout=max(120, 10 * len(segments)), check=False)
+    done = run(argv + [staged[0], staged[-1]], timeout=max(120, 10 * len(segments)), check=False, stop=stop)
     if done.returncode is None:
         raise SetupError(f"Reading {len(segments)} WAL segments with pg_waldump did not finish in time: no verdict.",
                          details=done.stdout[-1000:])
     if done.returncode == 0:
         return None, end_lsn
     message = " ".join(line.split("error:", 1)[-1].strip() for line in done.stdout.splitlines() if "error" in line)
+    for name, own in real.items():  # what pg_waldump says in staged names, in the archive's own
+        message = message.replace(name, own)
     found = ERROR_AT.search(message)
-    if not found:
-        return f"pg_waldump could not read it: {message or done.stdout.strip()[:300]}", ""
+    if not found:  # before any record: the file itself (its first page header says no WAL segment size)
+        named = SEGMENT_NAME.search(message)
+        what = next((text for key, text in CLASSES if key in message), "pg_waldump cannot read it")
+        return f"segment {named.group(0) if named else segments[0]}: {what} " \
+               f"({message or done.stdout.strip()[:300]})", ""
     lsn, reason = found.group(1), (found.group(2) or "no valid record follows").strip()
     # The most precise position the reader gives: a page (segment + offset), else the bad record itself.
     named, record_at = IN_SEGMENT.search(reason), RECORD_AT.search(reason)
@@ -191,9 +239,10 @@ def _read(pg: PgBin, staging: Path, segments: list[str], start_lsn: str, end_lsn
         lsn = _lsn_of(named.group(1), size, int(named.group(2)))
     elif record_at:
         lsn = record_at.group(1)
-    segment = named.group(1) if named else segment_of(lsn, timeline, size)
-    if segment not in segments:  # a record starting before the range reaches into a bad page of the first
-        segment = segments[0] if segment_number(segment, size) < segment_number(segments[0], size) else segments[-1]
+    position = segment_number(named.group(1), size) if named else segment_number(segment_of(lsn, timeline, size), size)
+    first, last = segment_number(segments[0], size), segment_number(segments[-1], size)
+    # a record starting before the range reaches into a bad page of the first
+    segment = segments[min(max(position, first), last) - first]
     what = next((text for key, text in CLASSES if key in reason), "a record cannot be read")
     return f"segment {segment}: first bad record at {lsn}: {what} ({reason})", lsn
 

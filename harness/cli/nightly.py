@@ -7,6 +7,7 @@ says otherwise) through pytest in this process and exits with:
   0  every drill was verified
   1  at least one drill failed verification (a backup did not restore exactly)
   2  no verdict: the stack could not be brought up, the run was interrupted or could not start
+A server the run did not verify is named with, from the run history, since when it has not been.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 
 import pytest
 
+from harness.evidence.run_history import HistoryUnavailable, unverified_servers
 from harness.plugin.state import RUN
 
 
@@ -26,6 +28,7 @@ class _Verdict:
         self.summary = ""
         self.report = ""
         self.verified = False
+        self.unverified: list[str] = []  # per server not verified: since when (from the run history)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
@@ -36,6 +39,11 @@ class _Verdict:
         self.verified = state.record.verified
         html = [str(path) for path in state.written if str(path).endswith(".html")]
         self.report = html[0] if html else ""
+        if state.history is not None and not self.verified:
+            try:
+                self.unverified = unverified_servers(state.history, state.record)
+            except HistoryUnavailable as exc:
+                self.unverified = [f"the run history could not be read ({exc.cause})"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:  # pytest itself could not run
         print(f"nightly: NO VERDICT: {exc}", file=sys.stderr)
         return 2
-    summary = verdict.summary or "no drill evidence written"
+    summary = "; ".join([verdict.summary or "no drill evidence written", *verdict.unverified])
     if verdict.report:
         summary += f"; report {verdict.report}"
     if rc == 0 and verdict.verified:

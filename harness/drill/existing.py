@@ -55,7 +55,10 @@ class ExistingScratch(Scratch):
             def newest_commit_copied() -> None:
                 # What recovery to the end will replay: read before the server recycles its WAL.
                 if target.kind == "latest":
-                    record.newest_commit = newest_commit_in(pg, server.data_dir / "pg_wal")
+                    # A restore that follows a timeline switch finds its WAL where Barman put it for restore_command.
+                    copied = server.data_dir / "barman_wal"
+                    wal = copied if copied.is_dir() else server.data_dir / "pg_wal"
+                    record.newest_commit = newest_commit_in(pg, wal)
             watermarks = Watermarks(stack.config.reports_dir)
             # Keyed by configuration file and server: two Barmans may both name a server "main".
             key = f"{stack.config_path}:{stack.server_name}"

@@ -97,6 +97,18 @@ def wal_segment_damaged(barman: Barman, segment: str, how: str, pg=None):
         path.write_bytes(original)
 
 
+@contextmanager
+def history_file_damaged(barman: Barman, timeline: int, garbage: str = "this is not a timeline history\n"):
+    """The archived history file of ``timeline`` holds ``garbage`` instead of its lines."""
+    path = barman.wals_directory / f"{timeline:08X}.history"
+    original = path.read_bytes()
+    path.write_text(garbage)
+    try:
+        yield Damage("timeline history file damaged", path, path.name)
+    finally:
+        path.write_bytes(original)
+
+
 def _inside_a_record(pg, path: Path, segment: str) -> int:
     """An offset in the payload of a record that starts and ends inside ``segment``."""
     if pg is None:

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from harness.barman.catalog import Backup
 from harness.barman.driver import Barman
-from harness.checks import preflight, reached, wal_integrity
+from harness.checks import preflight, reached, wal_integrity, wal_route
+from harness.drill.aside import ChecksAside
 from harness.drill.targets import RecoveryTarget
-from harness.errors import SetupError, TargetRefused
+from harness.errors import CommandFailed, SetupError, TargetRefused
 from harness.evidence.records import RestoreRecord
 from harness.postgres import versions as pgversions
 from harness.postgres.server import ServerStartFailed
-from harness.postgres.wal import segment_of
+from harness.postgres.wal import lsn_to_int, segment_number
 
 # Settings a restored copy must not inherit from the source.
 SCRATCH_SETTINGS = {"archive_mode": "off", "hot_standby": "on", "fsync": "off"}
@@ -24,7 +24,8 @@ SCRATCH_SETTINGS = {"archive_mode": "off", "hot_standby": "on", "fsync": "off"}
 
 def new_record(backup: Backup, target: RecoveryTarget) -> RestoreRecord:
     return RestoreRecord(backup_id=backup.backup_id, backup_end_time=backup.end_time, target_kind=target.kind,
-                         target_value=target.value or target.kind, target_inclusive=target.inclusive)
+                         target_value=target.value or target.kind, target_inclusive=target.inclusive,
+                         backup_size_bytes=backup.size_bytes or None)
 
 
 def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarget, record: RestoreRecord,
@@ -37,23 +38,31 @@ def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarge
     from there on (re-reading that one, for the continuity into the next)."""
     record.rpo_seconds = rpo_seconds(backup, target, newest_archived_commit)
     preflight.backup_metadata(barman, backup, record)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # Listing the archive is read-only and independent of verify-backup: it runs meanwhile.
-        listing = pool.submit(barman.archived_wal_segments, backup.backup_id)
-        preflight.verify_backup(barman, backup, record)
-        chain = preflight.backup_chain(barman, backup, record)  # an incremental's parents, up to its full root
-        archived = _on_the_backups_timeline(listing.result(), backup, target)
+    with ChecksAside(record) as aside:
+        # verify-backup (a Barman process reading the whole stored backup) needs nothing of the rest:
+        # it runs beside the WAL checks and the copy; the server starts only once it passed.
+        verified = aside.start(_verified_backup, barman, backup, aside.abandoned)
+        route, needed = aside.run(_wal_route, barman, backup, target)
+        from_watermark = _on(route, wal_verified_through, needed)
+        reading = needed[needed.index(wal_verified_through):] if from_watermark else needed
+        # Damaged WAL is named before any copy; only a read long enough to matter goes on beside it.
+        read = aside.start if len(reading) >= READ_BESIDE_THE_COPY_FROM else aside.run
+        read(_wal_read, barman, server, backup, target, route, reading, from_watermark, aside.abandoned)
+        if read_after_target:
+            aside.start(_wal_after_target, barman, server, backup, target, route, aside.abandoned)
+        t0 = time.monotonic()
+        try:
+            barman.recover(backup.backup_id, server.data_dir, target, timeout=timeout,
+                           extra=(*recover_options, *_timeline_options(route)), stop=aside.failure)
+        except (TargetRefused, CommandFailed) as exc:
+            aside.settle()  # a check beside the copy that failed stopped it, and is the cause
+            if isinstance(exc, TargetRefused):
+                raise record.failed("target_accepted", exc) from None
+            raise
+        aside.settle()
+    chain = verified.result()
     record.combined_backups = tuple(link.backup_id for link in reversed(chain))
-    through = _last_needed_segment(target, backup, archived)
-    preflight.wal_continuity(barman, backup, through, record, archived)
-    _wal_integrity(barman, server, backup, target, through, archived, record, wal_verified_through,
-                   read_after_target)
-
-    t0 = time.monotonic()
-    try:
-        barman.recover(backup.backup_id, server.data_dir, target, timeout=timeout, extra=recover_options)
-    except TargetRefused as exc:
-        raise record.failed("target_accepted", exc) from None
+    record.wal_checked_through = needed[-1]
     record.passed("target_accepted", target.describe())
     if before_start is not None:
         before_start()
@@ -63,47 +72,74 @@ def restore_backup(barman: Barman, server, backup: Backup, target: RecoveryTarge
     try:
         server.start(SCRATCH_SETTINGS, timeout=timeout)
     except ServerStartFailed as exc:
-        raise reached.start_failure(server, target, record, exc.details, archived, backup.timeline) from None
+        raise reached.start_failure(server, target, record, exc.details, route) from None
     t2 = time.monotonic()
     record.start_seconds = t2 - t1
-    reached.target_reached(server, target, record, archived or [backup.end_wal], backup.timeline, timeout)
+    reached.target_reached(server, target, record, route, timeout)
     record.reach_seconds = time.monotonic() - t2
-    reached.timeline_opened(server, target, record, backup.timeline)
+    archive_recovery = target.is_pitr or route.crosses  # crash recovery to the end stays on the backup's timeline
+    reached.timeline_opened(server, target, record, backup.timeline,
+                            route.promotes_to if archive_recovery else backup.timeline)
     return chain
 
 
-def _on_the_backups_timeline(archived: list[str], backup: Backup, target: RecoveryTarget) -> list[str]:
-    """The archive's segments of the backup's timeline. WAL of a later timeline (a failover after the
-    backup) means recovery beyond the backup's end would have to follow the switch, which these checks
-    do not: no verdict, rather than a gap that is not one."""
-    later = sorted({int(name[:8], 16) for name in archived} - {backup.timeline})
-    later = [timeline for timeline in later if timeline > backup.timeline]
-    if later and target.kind != "immediate":
-        raise SetupError(f"The archive holds WAL of timeline {later[-1]} after backup {backup.backup_id} (timeline "
-                         f"{backup.timeline}): a restore past the backup's end would follow a timeline switch, which "
-                         "the harness does not verify yet.",
-                         "Drill a backup taken on the current timeline, or restore to `immediate` only.")
-    return [name for name in archived if int(name[:8], 16) == backup.timeline]
+# Segments (16 MiB each) from which the integrity read of the WAL recovery needs runs beside the copy:
+# about a second of reading here; shorter reads come first, so damage is named before any copy.
+READ_BESIDE_THE_COPY_FROM = 64
 
 
-def _wal_integrity(barman: Barman, server, backup: Backup, target: RecoveryTarget, through: str,
-                   archived: list[str], record: RestoreRecord, verified_through: str = "",
-                   read_after_target: bool = True) -> None:
-    """Every record recovery will read, read first: damage is named before any copy. WAL after the
-    target is read too: damage there cannot change this restore, so it is a warning."""
-    pg = wal_reader(server, backup)
-    workdir = server.data_dir.parent
-    stop = {"immediate": wal_integrity.backup_end_lsn(backup), "latest": ""}.get(target.kind, target.at_lsn)
-    first, start = backup.begin_wal, ""
-    if verified_through and backup.begin_wal < verified_through <= through:
-        first, start = verified_through, wal_integrity.segment_start(verified_through)
-    wal_integrity.wal_integrity(barman, pg, backup, wal_integrity.segment_range(first, through), record,
-                                workdir, start_lsn=start, end_lsn=stop)
-    record.wal_checked_through = through
-    if read_after_target and stop and archived and archived[-1] >= segment_of(stop, backup.timeline):
-        wal_integrity.wal_integrity(barman, pg, backup,
-                                    wal_integrity.segment_range(segment_of(stop, backup.timeline), archived[-1]),
-                                    record, workdir, start_lsn=stop, name="wal_after_target", raise_on_damage=False)
+def _verified_backup(record: RestoreRecord, barman: Barman, backup: Backup, stop) -> list[Backup]:
+    preflight.verify_backup(barman, backup, record, stop)
+    return preflight.backup_chain(barman, backup, record, stop)  # an incremental's parents, up to its full root
+
+
+def _wal_route(record: RestoreRecord, barman: Barman, backup: Backup, target: RecoveryTarget):
+    """The files recovery reads (across timeline switches), and those through the target all archived."""
+    route = wal_route.plan(barman.wal_catalogue(backup.begin_wal), backup, target.kind, record)
+    needed = route.through(backup.begin_wal, _last_needed_segment(target, backup, route))
+    preflight.wal_continuity(barman, backup, needed, route.archived, record)
+    return route, needed
+
+
+def _on(route, segment: str, needed: list[str]) -> bool:
+    """Whether ``segment`` (a watermark) is one recovery reads, after the first of ``needed``."""
+    return bool(segment) and segment in needed[1:] and route.segment(segment_number(segment)) == segment
+
+
+def _wal_read(record: RestoreRecord, barman: Barman, server, backup: Backup, target: RecoveryTarget, route,
+              segments: list[str], from_watermark: bool, stop) -> None:
+    """Every record recovery will read, read first: damage is named before the server starts."""
+    wal_integrity.wal_integrity(barman, wal_reader(server, backup), backup, segments, record, server.data_dir.parent,
+                                start_lsn=wal_integrity.segment_start(segments[0]) if from_watermark else "",
+                                end_lsn=_stop_lsn(backup, target), route=route.describe(),
+                                encrypted=route.encrypted, stop=stop)
+
+
+def _wal_after_target(record: RestoreRecord, barman: Barman, server, backup: Backup, target: RecoveryTarget,
+                      route, stop) -> None:
+    """The WAL after the target, read the same way: damage there cannot change this restore, so it is a
+    warning."""
+    after, newest = _stop_lsn(backup, target), route.newest()
+    if not after or not newest or segment_number(newest) < segment_number(route.segment_of(after)):
+        return
+    wal_integrity.wal_integrity(barman, wal_reader(server, backup), backup,
+                                route.through(route.segment_of(after), newest), record, server.data_dir.parent,
+                                start_lsn=after, name="wal_after_target", raise_on_damage=False,
+                                route=route.describe(), encrypted=route.encrypted, stop=stop)
+
+
+def _stop_lsn(backup: Backup, target: RecoveryTarget) -> str:
+    """Where recovery stops reading ("" for the end of the WAL): at the target, never before the backup's
+    end (which recovery must reach to be consistent at all)."""
+    end = wal_integrity.backup_end_lsn(backup)
+    stop = {"immediate": end, "latest": ""}.get(target.kind, target.at_lsn)
+    return end if stop and end and lsn_to_int(stop) < lsn_to_int(end) else stop
+
+
+def _timeline_options(route) -> tuple[str, ...]:
+    """Across a timeline switch, the timeline the checks followed is the one recovery follows; for a
+    restore to the end this is what makes it follow the switch at all (Barman's default is the backup's)."""
+    return ("--target-tli", str(route.timeline)) if route.crosses else ()
 
 
 def wal_reader(server, backup: Backup):
@@ -130,12 +166,15 @@ def rpo_seconds(backup: Backup, target: RecoveryTarget, newest_archived_commit: 
     return max(delta.total_seconds(), 0.0)
 
 
-def _last_needed_segment(target: RecoveryTarget, backup: Backup, archived: list[str]) -> str:
+def _last_needed_segment(target: RecoveryTarget, backup: Backup, route) -> str:
+    """The segment holding the target; never one before the backup's end."""
     if target.kind == "immediate":
-        return backup.end_wal
-    if target.kind == "latest" or not target.at_lsn:
-        return archived[-1] if archived else backup.end_wal
-    return segment_of(target.at_lsn, backup.timeline)
+        last = backup.end_wal
+    elif target.kind == "latest" or not target.at_lsn:
+        last = route.newest() or backup.end_wal
+    else:
+        last = route.segment_of(target.at_lsn)
+    return route.segment(max(segment_number(last), segment_number(backup.end_wal)))
 
 
 def _utc(text: str) -> dt.datetime:

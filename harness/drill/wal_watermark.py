@@ -3,15 +3,21 @@
 A nightly drill of a server whose archive holds weeks of WAL would read all of it every night; with
 the watermark it reads from the newest segment found sound before (re-read, for the continuity into
 the next) onward. The state file lives under the reports directory; a damaged or unwritable one
-costs a full read, never a verdict.
+costs a full read, never a verdict. Runs in parallel (pytest-xdist workers, two runs at once) share
+it: each update reads, changes and replaces it under a lock, so one server's advance does not undo
+another's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
+
+from harness.process.waiting import WaitTimedOut, wait_until
 
 STATE_FILE = "wal-integrity-state.json"
 
@@ -32,16 +38,34 @@ class Watermarks:
         return str(entry.get("segment", "")) if isinstance(entry, dict) else ""
 
     def advance(self, server: str, timeline: int, segment: str) -> None:
+        try:
+            with self._locked():
+                self._advance(server, timeline, segment)
+        except (OSError, WaitTimedOut):   # not recorded: the next run reads that WAL again
+            pass
+
+    def _advance(self, server: str, timeline: int, segment: str) -> None:
         data = self._load()
         current = data.setdefault(server, {}).get(str(timeline), {})
         if isinstance(current, dict) and str(current.get("segment", "")) >= segment:
             return
         data[server][str(timeline)] = {"segment": segment,
                                        "verified_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-            temporary.write_text(json.dumps(data, indent=1) + "\n")
-            os.replace(temporary, self.path)   # whole or not at all: a reader never sees half a file
-        except OSError:
-            pass
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(data, indent=1) + "\n")
+        os.replace(temporary, self.path)   # whole or not at all: a reader never sees half a file
+
+    @contextmanager
+    def _locked(self):
+        """An exclusive lock on a file beside the state (the state itself is replaced, not rewritten)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            # Held by another run for a read and a rename: milliseconds, unless that run hangs.
+            wait_until(lambda: _try_lock(lock), what=f"the lock of {self.path}", timeout=10, tolerate=(BlockingIOError,))
+            yield
+
+
+def _try_lock(handle) -> bool:
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return True

@@ -1,12 +1,15 @@
-"""Write Faker book rows into a books_db by hand: `pgbv-write-data N --batch-size B` (or `python -m harness.drill.write_data`).
+"""Write Faker book rows into a books_db by hand: `pgbv-write-data N --batch-size B` (or `python -m
+harness.drill.write_data`).
 
-Connects with libpq's usual sources (a DSN argument, else PGHOST, PGPORT, PGUSER, PGPASSFILE...).
-Rows come from a seed, so the same command writes the same rows.
+Connects with a DSN argument if given, else with the variables an application is usually given
+(DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD) where set, and libpq's own (PGHOST, PGPORT, PGUSER,
+PGPASSFILE, ...) for the rest. Rows come from a seed, so the same command writes the same rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -14,19 +17,31 @@ import psycopg
 
 from harness.drill.books import Books
 
+# An application's connection variables -> libpq's connection parameters.
+APP_VARIABLES = {"DB_HOST": "host", "DB_PORT": "port", "DB_NAME": "dbname", "DB_USER": "user",
+                 "DB_PASSWORD": "password"}
+
+
+def connection_parameters(environ) -> dict:
+    """libpq parameters from the DB_* variables that are set (each wins over its PG* equivalent)."""
+    return {key: environ[name] for name, key in APP_VARIABLES.items() if environ.get(name)}
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="pgbv-write-data", description=__doc__.splitlines()[0])
     parser.add_argument("rows", type=int, help="how many book rows to insert")
     parser.add_argument("--batch-size", type=int, default=1000, help="rows per transaction (default: 1000)")
-    parser.add_argument("--dsn", default="", help="libpq connection string (default: PG* environment variables)")
+    parser.add_argument("--dsn", default="", help="libpq connection string (default: DB_HOST, DB_PORT, DB_NAME, "
+                        "DB_USER, DB_PASSWORD where set, else the PG* environment variables)")
     parser.add_argument("--seed", type=int, default=0, help="data seed (default: 0)")
     args = parser.parse_args(argv)
     if args.rows < 0 or args.batch_size < 1:
         parser.error("rows must be >= 0 and --batch-size >= 1")
 
+    parameters = {} if args.dsn else connection_parameters(os.environ)
+
     def connect():
-        return psycopg.connect(args.dsn, autocommit=True)
+        return psycopg.connect(args.dsn, autocommit=True, **parameters)
 
     show = sys.stderr.isatty()
 

@@ -60,6 +60,7 @@ class RestoreRecord:
     newest_commit: str = ""           # the newest commit found in the restore
     tables: list["TableFacts"] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)  # production settings the scratch overrode
+    backup_size_bytes: int | None = None  # Barman's backup_size_bytes of the restored backup
 
     @property
     def recovery_seconds(self) -> float:

@@ -12,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from harness.evidence.files import redacted, write_text
 from harness.evidence.records import DrillRecord, RunRecord
+from harness.evidence.trends import ServerTrend
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -23,7 +24,8 @@ _ENV = Environment(loader=FileSystemLoader(TEMPLATES),
 PASSED, FAILED = "#1f7a3a", "#b3261e"
 
 
-def render_html(run: RunRecord) -> str:
+def render_html(run: RunRecord, trends: list[ServerTrend] | None = None) -> str:
+    """``trends``: per server, its last runs from the run history (None: no history to show)."""
     return _ENV.get_template("report.html.j2").render(
         verified=run.verified,
         summary=run.summary_line(),
@@ -37,11 +39,13 @@ def render_html(run: RunRecord) -> str:
         backups=", ".join(run.backups()) or "none",
         rows=[_row(drill) for drill in run.drills],
         chart=_bar_chart([(_short(d.nodeid), _rto(d), d.outcome) for d in run.drills if d.restores]),
-        kept=run.kept)
+        kept=run.kept,
+        trends=trends,
+        history=run.facts.get("run_history", ""))
 
 
-def write_html(run: RunRecord, path: Path, secrets: list[str]) -> Path:
-    return write_text(path, render_html(redacted(run, secrets)))
+def write_html(run: RunRecord, path: Path, secrets: list[str], trends: list[ServerTrend] | None = None) -> Path:
+    return write_text(path, render_html(redacted(run, secrets), redacted(trends, secrets)))
 
 
 def _row(drill: DrillRecord) -> dict:

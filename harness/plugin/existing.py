@@ -105,7 +105,11 @@ def pytest_collection(session):
 def pytest_generate_tests(metafunc):
     if "existing_backup" in metafunc.fixturenames:
         plan = metafunc.config.stash.get(PLAN, [])
-        metafunc.parametrize("existing_backup", plan, ids=[f"{server}-{backup}" for server, backup in plan])
+        # Under pytest-xdist --dist loadgroup, a server's drills stay on one worker (one stack, one scratch
+        # at a time against its archive); different servers spread over the workers.
+        metafunc.parametrize("existing_backup", [
+            pytest.param((server, backup), id=f"{server}-{backup}", marks=pytest.mark.xdist_group(server))
+            for server, backup in plan])
 
 
 @pytest.fixture(scope="session")

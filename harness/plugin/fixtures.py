@@ -29,6 +29,16 @@ def barman(stack):
     return stack.barman
 
 
+@pytest.fixture(autouse=True)
+def _record_barman_server(request, record_property):
+    """Every drill names the Barman server it ran on (metrics and the run history are per server), as
+    the existing stack's drills do; recorded last, after the properties of release 0.1.0."""
+    server = request.getfixturevalue("stack").barman.server if "stack" in request.fixturenames else None
+    yield
+    if server:
+        record_property("barman_server", server)
+
+
 @pytest.fixture(scope="session")
 def rows(request) -> int:
     return drill_config(request.config).rows

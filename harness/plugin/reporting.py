@@ -18,8 +18,14 @@ from harness.evidence.properties import restore_properties
 from harness.evidence.records import DrillRecord
 from harness.evidence.report_html import write_html
 from harness.evidence.report_json import write_json
+from harness.plugin.monitoring import history_trends, record_history, write_metrics_file
+from harness.plugin.parallel import plain_nodeid, send_drill, send_run
 from harness.plugin.state import NO_VERDICT, REPORTS, RESTORES, drill_config, run_state
 from harness.process.redact import redact
+
+
+# The run's facts that become JUnit suite properties (harness.plugin.parallel adds them under -n too).
+SUITE_FACTS = ("harness_version", "stack", "postgresql", "barman", "host", "run_started_utc", "run_ended_utc", "shard")
 
 
 def _utc_now() -> str:
@@ -33,7 +39,7 @@ def _run_facts(request, record_testsuite_property):
     facts.update({"harness_version": __version__, "host": socket.gethostname(), "run_started_utc": _utc_now()})
     yield
     facts["run_ended_utc"] = _utc_now()
-    for name in ("harness_version", "stack", "postgresql", "barman", "host", "run_started_utc", "run_ended_utc"):
+    for name in SUITE_FACTS:
         if name in facts:
             record_testsuite_property(name, facts[name])
 
@@ -56,10 +62,10 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call" and report.failed and is_hypothesis_test(getattr(item, "obj", None)):
         _store_falsifying_example(item, report)
     if report.when == "teardown" and "drill" in item.keywords:
-        _fold_drill(item)
+        send_drill(item, report, _fold_drill(item))  # under pytest-xdist, to the controller
 
 
-def _fold_drill(item) -> None:
+def _fold_drill(item) -> DrillRecord:
     reports = item.stash.get(REPORTS, {})
     outcome, reason, seconds = "passed", "", 0.0
     for when in ("setup", "call", "teardown"):
@@ -75,8 +81,9 @@ def _fold_drill(item) -> None:
     restores = item.stash.get(RESTORES, [])
     restore_names = {name for name, _ in restore_properties(restores)}
     facts = {name: str(value) for name, value in item.user_properties if name not in restore_names}
-    run_state(item.config).record.drills.append(
-        DrillRecord(item.nodeid, outcome, round(seconds, 3), reason, list(restores), facts))
+    drill = DrillRecord(plain_nodeid(item), outcome, round(seconds, 3), reason, list(restores), facts)
+    run_state(item.config).record.drills.append(drill)
+    return drill
 
 
 def _reason(report) -> str:
@@ -112,16 +119,23 @@ def _store_falsifying_example(item, report) -> None:
 
 def pytest_sessionfinish(session, exitstatus):
     state = run_state(session.config)
+    if send_run(session.config):
+        return  # a pytest-xdist worker: the controller writes the evidence, once, for all workers
     reds = [drill for drill in state.record.drills if drill.outcome == "failed"]
     if state.no_verdict and not reds and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
         session.exitstatus = 2  # nothing found broken, but some drills could not run: no verdict
-    if not state.record.drills:
-        return
+    if not state.record.drills and "shard" not in state.record.facts:
+        return  # (a shard with nothing to run still says so: the merge counts its shards)
     state.record.facts.setdefault("run_ended_utc", _utc_now())
-    reports = Path(drill_config(session.config).reports_dir)
+    drill = drill_config(session.config)
+    reports = Path(drill.reports_dir)
     stamp = utc_stamp()
+    # History and metrics first, so that the JSON and HTML say whether they were written.
+    history = record_history(state, drill)
+    metrics = write_metrics_file(state, drill, history)
     state.written = [write_json(state.record, reports / f"drill-{stamp}.json", state.secrets),
-                     write_html(state.record, reports / f"drill-{stamp}.html", state.secrets)]
+                     write_html(state.record, reports / f"drill-{stamp}.html", state.secrets,
+                                history_trends(state, history)), *metrics]
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -130,6 +144,8 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(f"kept for inspection: {path}")
     for path in state.written:
         terminalreporter.write_line(f"drill evidence: {path}")
+    for note in state.notes:
+        terminalreporter.write_line(note)
     if state.record.drills:
         facts = state.record.facts
         terminalreporter.write_line(

@@ -9,6 +9,7 @@ import pytest
 
 from harness.config import DrillConfig
 from harness.evidence.records import RestoreRecord, RunRecord
+from harness.evidence.run_history import RunHistory
 
 
 @dataclass
@@ -19,6 +20,8 @@ class RunState:
     secrets: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     no_verdict: list[str] = field(default_factory=list)  # drills that could not be run (SetupError)
+    notes: list[str] = field(default_factory=list)       # what the run could not record (history, metrics)
+    history: RunHistory | None = None                    # the run history, once this run is in it
 
 
 CONFIG = pytest.StashKey[DrillConfig]()

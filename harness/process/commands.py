@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,19 +33,24 @@ CURRENT_USER = RunAs()
 
 
 def run(argv, *, timeout: float = 120, env: dict | None = None, cwd: str | Path | None = None,
-        run_as: RunAs = CURRENT_USER, check: bool = True, cause: str = "", fix: str = ""):
+        run_as: RunAs = CURRENT_USER, check: bool = True, cause: str = "", fix: str = "",
+        stop: threading.Event | None = None):
     """Run ``argv`` to completion; stdout and stderr are merged into ``.stdout``.
 
     With ``check=False`` nothing the command does raises, a deadline passed included: the result then
     has ``returncode`` None and says so in its output (a cleanup must be able to go on). A command
-    that cannot be started at all still raises CommandFailed.
+    that cannot be started at all still raises CommandFailed. ``stop``: once set, the command and its
+    children are stopped (returncode None, said in its output).
     """
     argv = [str(a) for a in argv]
     full_env = _merged_env(env)
     try:
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=timeout, env=full_env, cwd=cwd, stdin=subprocess.DEVNULL,
-                              **run_as.popen_kwargs())
+        if stop is not None:
+            done = _run_until_stopped(argv, timeout, stop, env=full_env, cwd=cwd, **run_as.popen_kwargs())
+        else:
+            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  timeout=timeout, env=full_env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                  **run_as.popen_kwargs())
     except subprocess.TimeoutExpired as exc:
         output = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         if not check:
@@ -60,6 +67,28 @@ def run(argv, *, timeout: float = 120, env: dict | None = None, cwd: str | Path 
     if check and done.returncode != 0:
         raise CommandFailed(argv, done.returncode, done.stdout, cause=cause, fix=fix)
     return done
+
+
+def _run_until_stopped(argv: list[str], timeout: float, stop: threading.Event, **popen) -> subprocess.CompletedProcess:
+    # Its own process group, so that stopping it stops what it started too (barman recover's rsync).
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True, **popen)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                output, _ = proc.communicate(timeout=0.1)
+                return subprocess.CompletedProcess(argv, proc.returncode, output)
+            except subprocess.TimeoutExpired:
+                if stop.is_set():
+                    stop_process_group(proc)
+                    return subprocess.CompletedProcess(argv, None, proc.communicate()[0] + "\n(stopped)")
+                if time.monotonic() > deadline:
+                    stop_process_group(proc)
+                    raise subprocess.TimeoutExpired(argv, timeout, proc.communicate()[0]) from None
+    except BaseException:  # Ctrl-C included: its own session kept the signal away from it
+        stop_process_group(proc)
+        raise
 
 
 def run_to_file(argv, path: Path, *, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -105,6 +105,12 @@ class Ownership:
         """Reaped by removing the project's containers, networks and volumes, found by label."""
         return self._own({"kind": "compose", "key": f"compose:{project}", "what": what, "project": project})
 
+    @property
+    def entries(self) -> list[dict]:
+        """What is owned now (a copy): a stack kept up past its process records these for its `down`."""
+        with self._lock:
+            return [dict(entry) for entry in self._data["entries"]]
+
     def disown(self, what_or_key: str) -> None:
         """Drop entries (by description or by the key an own_* call returned) once cleaned up normally."""
         with self._lock:

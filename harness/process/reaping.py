@@ -90,6 +90,11 @@ def _reap_naming(entry: dict) -> str:
     return f"stopped {len(found)} process(es) naming {path}" + (f", still running: {left}" if left else "")
 
 
+def processes_naming(path: str) -> list[int]:
+    """Running processes (but this one and its parent) with an argument naming ``path`` or below it."""
+    return _processes_naming(path)
+
+
 def _processes_naming(path: str) -> list[int]:
     mine = {os.getpid(), os.getppid()}
     found = []

@@ -60,6 +60,14 @@ class StackBase:
     def _bring_up(self) -> None:
         raise NotImplementedError
 
+    def barman_server_name(self, default: str) -> str:
+        """The name of the Barman server this stack configures: the config's, else ``default``."""
+        name = self.config.barman_server or default
+        if name == "all" or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise SetupError(f"{name!r} cannot name the Barman server of the {self.kind} stack.",
+                             "Use letters, digits, '-', '_' or '.' ('all' means every server to Barman).")
+        return name
+
     def _make_run_dir(self, run_as) -> None:
         """The run's directory: where the config says or a roomy default, reachable by ``run_as`` (who
         runs the servers), owned for removal and for the watchdog."""
@@ -114,6 +122,18 @@ class StackBase:
             raise
         if self.ownership is not None:
             self.ownership.release()
+
+    def detach(self) -> list[dict]:
+        """Leave everything running past this process (a stack kept up for manual work): no cleanup
+        runs and the watchdog is released. Returns the ownership entries, which are what a later
+        ``harness.stacks.kept.take_down`` removes."""
+        if self._closed or self.ownership is None:
+            raise SetupError(f"The {self.kind} stack is not up: there is nothing to keep running.")
+        self._closed = True
+        entries = self.ownership.entries
+        self.cleanups = Cleanups(f"the {self.kind} stack")  # forgotten, not run
+        self.ownership.release()
+        return entries
 
     def __enter__(self):
         return self.start()

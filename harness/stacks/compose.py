@@ -30,7 +30,6 @@ from harness.process.progress import Progress
 from harness.process.waiting import wait_until
 from harness.stacks.base import StackBase
 from harness.stacks.compose_project import (
-    COMPOSE_FILE,
     CONTAINER_BINDIR,
     SERVER_NAME,
     ComposePlan,
@@ -42,15 +41,19 @@ from harness.stacks.compose_project import (
 
 __all__ = ["ComposeStack", "EngineUnavailable", "ensure_engine"]
 
-SETUP = ["up -d postgres barman"]        # images were built (and cached) by build_images
+SERVICES = ("postgres", "barman")        # images were built (and cached) by build_images
+# A stack kept up for manual work also runs the writer, and its containers take these names.
+KEPT_UP_SERVICES = ("postgres", "barman", "app")
 CLEANUP = ["--profile scratch down -v --remove-orphans --timeout 20"]
 
 
 class ComposeBarman(Barman):
     """Barman inside the barman service: commands through `docker exec`, receive-wal in there too."""
 
+    stoppable = False  # ending `docker exec` leaves the command running in the container: let it finish
+
     def __init__(self, container: str, plan_: ComposePlan, source: Source, progress: Progress):
-        super().__init__("barman", Path("/etc/barman.conf"), SERVER_NAME, plan_.run_dir / "barman", source, progress)
+        super().__init__("barman", Path("/etc/barman.conf"), plan_.server, plan_.run_dir / "barman", source, progress)
         self.container = container
 
     def barman_argv(self, *args) -> list[str]:
@@ -127,16 +130,24 @@ class ComposeStack(StackBase):
 
     kind = "compose"
 
-    def __init__(self, config):
+    def __init__(self, config, kept_up: dict | None = None):
         super().__init__(config)
         self.plan: ComposePlan | None = None
         self.pg: PgBin | None = None
+        # Variables of compose.kept-up.yaml: a stack kept up for manual work (pgbv-stack), whose
+        # containers take fixed names. Test runs leave it out, so parallel runs keep unique names.
+        self.kept_up = kept_up
+        self.services = KEPT_UP_SERVICES if kept_up is not None else SERVICES
 
     def _bring_up(self, timeout: float = 180) -> None:
+        server = self.barman_server_name(SERVER_NAME)
         ensure_engine()
+        if self.kept_up is not None:
+            _require_free_container_names(self.services)
         base_image = build_images(self.progress)
         project = self.config.compose_project or f"pgbv{os.getpid()}"
-        self.plan = plan(project, base_image, workdir=self.config.workdir, port=self.config.source_port)
+        self.plan = plan(project, base_image, workdir=self.config.workdir, port=self.config.source_port,
+                         server=server, kept_up=self.kept_up)
         self.run_dir = run_dir = self.plan.run_dir
         self.credentials = self.plan.credentials
         if not self.config.keep:
@@ -152,15 +163,22 @@ class ComposeStack(StackBase):
         from pytest_docker.plugin import get_docker_services
 
         command = shlex.join(self.plan.base_command)
-        services = get_docker_services(command, str(COMPOSE_FILE), self.plan.project, SETUP,
-                                       [] if self.config.keep else CLEANUP)
+        setup = [f"up -d {' '.join(self.services)}"]
+        # A kept-up stack must outlive this process: pytest-docker runs its cleanup also when its context
+        # is merely garbage-collected, so it gets none and the stack's own cleanup runs `down` itself.
+        kept_up = self.kept_up is not None
+        services = get_docker_services(command, [str(path) for path in self.plan.files], self.plan.project, setup,
+                                       [] if self.config.keep or kept_up else CLEANUP)
+        what = f"compose down of project {self.plan.project}"
+        if kept_up:  # registered first: a failed `up` may have created containers
+            self.cleanups.add(what, lambda: self.plan.run(*shlex.split(CLEANUP[0]), timeout=180), timeout=200)
         try:
             services.__enter__()
         except Exception as exc:  # pytest-docker reports a failed command as a bare Exception with its output
             raise SetupError(f"`compose up` of project {self.plan.project} failed.",
                              "The output of the compose command is below.", str(exc)[-3000:]) from None
-        self.cleanups.add(f"compose down of project {self.plan.project}",
-                          lambda: services.__exit__(None, None, None), timeout=180)
+        if not kept_up:
+            self.cleanups.add(what, lambda: services.__exit__(None, None, None), timeout=180)
 
     def _attach(self, timeout: float) -> None:
         """Wait until postgres and barman are healthy (barman's healthcheck is `barman check` all OK)."""
@@ -225,3 +243,16 @@ class ComposeStack(StackBase):
     def _read_versions(self) -> dict[str, str]:
         return {"postgresql": self.pg.version if self.pg else "unknown",
                 "barman": tool_version(self.barman.barman_argv("--version")) if self.barman else "unknown"}
+
+
+def _require_free_container_names(names) -> None:
+    """Container names are one namespace per engine: say who holds one before `up` fails on it."""
+    done = run(["docker", "ps", "-a", "--format", '{{.Names}}\t{{.Label "com.docker.compose.project"}}'], timeout=60)
+    held = {name: project for name, _, project in (line.partition("\t") for line in done.stdout.splitlines())}
+    taken = [f"{name} ({f'compose project {held[name]}' if held[name] else 'not from compose'})"
+             for name in names if name in held]
+    if taken:
+        raise SetupError(f"Containers named {', '.join(taken)} already exist: a stack kept up for manual work "
+                         f"needs the names {', '.join(names)}.",
+                         "If it is a stack kept up earlier, take it down (`pgbv-stack down`); otherwise remove or "
+                         "rename those containers (`docker rm -f NAME`).")

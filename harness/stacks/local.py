@@ -24,7 +24,7 @@ from harness.process.accounts import Credentials, chown_to, server_runner
 from harness.process.ports import free_port, require_free
 from harness.stacks.base import StackBase
 
-SERVER_NAME = "source"
+SERVER_NAME = "source"  # the Barman server's name unless the config names one (--barman-server)
 
 
 SOURCE_SETTINGS = {
@@ -57,10 +57,12 @@ class LocalStack(StackBase):
         super().__init__(config)
         self.pg: PgBin | None = None
         self.run_as = None
+        self.server_name = SERVER_NAME
         self.barman_settings = dict(barman_settings or {})  # more of the server section, e.g. compression
 
     def _bring_up(self) -> None:
         config, say = self.config, self.progress.say
+        self.server_name = self.barman_server_name(SERVER_NAME)
         self.pg = find_pg_bindir(config.pg_bindir)
         barman_exe = find_barman()
         require_rsync()
@@ -124,14 +126,15 @@ class LocalStack(StackBase):
         (home / "conf.d").mkdir()
         (home / "locks").mkdir()
         server = self.source.server
+        server_name = self.server_name
         config = render_config(
-            home=home, user=getpass.getuser(), server=SERVER_NAME,
+            home=home, user=getpass.getuser(), server=server_name,
             conninfo=server.conn.conninfo("postgres", user="barman"),
             streaming_conninfo=server.conn.conninfo("postgres", user="streaming_barman"),
             bindir=self.pg.bindir, extra=self.barman_settings)
         config_path = self.run_dir / "barman.conf"
         config_path.write_text(config)
-        return Barman(executable, config_path, SERVER_NAME, home, self.source, self.progress)
+        return Barman(executable, config_path, server_name, home, self.source, self.progress)
 
     # -- the contract's drill side ---------------------------------------------------------------
 

@@ -38,7 +38,7 @@ barman_deps=("python-dateutil" "six" "psycopg2-binary>=2.9,<3")
 app_reqs=("psycopg[binary]>=3.1,<4" "faker>=25")
 # pyproject.toml's dependencies but barman (the image has its own, in its own venv)
 harness_reqs=("psycopg[binary]>=3.1,<4" "pytest>=8,<10" "pytest-docker>=3,<4" "hypothesis>=6.100,<7"
-              "tenacity>=8.2,<10" "faker>=25" "jinja2>=3.1,<4")
+              "tenacity>=8.2,<10" "faker>=25" "jinja2>=3.1,<4" "prometheus_client>=0.20,<1")
 
 download() {  # download DIR ARGS...
   local dir=$1; shift

@@ -1,0 +1,136 @@
+"""The WAL a restore will read, segment by segment, across timeline switches: as PostgreSQL reads it.
+
+Recovery replays from the backup's start. With recovery_target_timeline 'latest' (the default from
+PostgreSQL 12 on, and what a restore to the end asks for when the archive holds a later timeline, a
+failover after the backup) it follows the newest timeline whose history file is archived, counting up
+from the backup's without a gap. That file says where history left each ancestor. For each segment,
+recovery reads the file of the newest timeline begun at or before it (PostgreSQL's XLogFileReadAnyTLI):
+the parent's segments before the one holding the switch, the child's from that one on. The checks read
+exactly these files. A history file PostgreSQL would refuse, a newest timeline that does not descend
+from the backup's, or later WAL without its history file, is named here: recovery could not follow it.
+"""
+
+from __future__ import annotations
+
+import lzma
+import zlib
+from dataclasses import dataclass
+
+from harness.barman.wal_catalogue import WalCatalogue
+from harness.checks.wal_integrity import WalIntegrityFailed, unpacked
+from harness.errors import VerificationFailed
+from harness.evidence.records import RestoreRecord
+from harness.postgres.timelines import HistoryDamaged, Switch, TimelineHistory, history_name, parse_history
+from harness.postgres.wal import SEGMENT_SIZE, lsn_to_int, segment_name, segment_number
+
+FOLLOWS_LATEST_SINCE = 120000  # recovery_target_timeline defaults to 'latest' from PostgreSQL 12 on
+
+
+@dataclass(frozen=True)
+class WalRoute:
+    """Which archived file recovery reads for each segment position, from the backup's start on."""
+
+    backup_timeline: int
+    timeline: int                          # the timeline recovery follows to its end
+    begins: tuple[tuple[int, int], ...]    # (timeline, first segment position read from it), ascending
+    switches: tuple[Switch, ...] = ()      # the switches on the way, from the backup's timeline on
+    promotes_to: int = 0                   # the timeline a promotion at the end opens
+    catalogue: WalCatalogue | None = None  # what the archive holds
+    history: str = ""                      # the history file followed ("" when none)
+
+    @property
+    def crosses(self) -> bool:
+        return self.timeline != self.backup_timeline
+
+    @property
+    def archived(self) -> frozenset[str]:
+        return self.catalogue.segments if self.catalogue else frozenset()
+
+    def encrypted(self, name: str) -> bool | None:
+        return self.catalogue.encrypted(name) if self.catalogue else None
+
+    def segment(self, number: int) -> str:
+        timeline = next(tli for tli, first in reversed(self.begins) if number >= first)
+        return segment_name(timeline, number)
+
+    def segment_of(self, lsn: str) -> str:
+        return self.segment(lsn_to_int(lsn) // SEGMENT_SIZE)
+
+    def through(self, first: str, last: str) -> list[str]:
+        """The files recovery reads from position ``first`` through position ``last``."""
+        return [self.segment(number) for number in range(segment_number(first), segment_number(last) + 1)]
+
+    def newest(self) -> str:
+        """The newest archived segment on the route ("" when none is)."""
+        on_route = [name for name in self.archived if self.segment(segment_number(name)) == name]
+        return max(on_route, key=segment_number, default="")
+
+    def describe(self) -> str:
+        """'timeline 1 to 2 at 0/70000E0 (00000002.history)', or "" when the route stays on one timeline."""
+        if not self.crosses:
+            return ""
+        steps = [f"{switch.timeline} to {following} at {switch.lsn}" for switch, following in
+                 zip(self.switches, [s.timeline for s in self.switches[1:]] + [self.timeline], strict=True)]
+        return f"timeline {', '.join(steps)} ({self.history})"
+
+
+def plan(catalogue: WalCatalogue, backup, target_kind: str, record: RestoreRecord) -> WalRoute:
+    """The route recovery of ``backup`` to a target of ``target_kind`` takes through ``catalogue``."""
+    newest = backup.timeline
+    while newest + 1 in catalogue.histories:
+        newest += 1
+    version = int((getattr(backup, "raw", {}) or {}).get("postgresql_version") or 0)
+    # A restore to the end follows the newest timeline (the harness asks for it); a point-in-time one
+    # follows PostgreSQL's default.
+    timeline = newest if target_kind == "latest" or not version or version >= FOLLOWS_LATEST_SINCE \
+        else backup.timeline
+    later = sorted(tli for tli in catalogue.timelines() if tli > newest)
+    if later and target_kind != "immediate":
+        raise record.failed("wal_continuity", VerificationFailed(
+            f"The archive holds WAL of timeline {later[0]} after backup {backup.backup_id} (timeline "
+            f"{backup.timeline}) but not the history file {history_name(newest + 1)}: recovery cannot follow the "
+            f"switch to it, so a restore past timeline {newest}'s end would stop there without an error.",
+            f"Find {history_name(newest + 1)} (it was written where the failover happened) and put it into "
+            "Barman's archive, or drill a backup taken on the current timeline."))
+    route = dict(backup_timeline=backup.timeline, timeline=timeline, promotes_to=newest + 1, catalogue=catalogue)
+    if timeline == backup.timeline:
+        return WalRoute(begins=((timeline, 0),), **route)
+    history = _history(catalogue, backup, timeline, record)
+    switches = tuple(switch for switch in history.switches if switch.timeline >= backup.timeline)
+    begins = [(backup.timeline, 0)] + [(tli, history.begin(tli) // SEGMENT_SIZE)
+                                       for tli in history.timelines() if tli > backup.timeline]
+    return WalRoute(begins=tuple(begins), switches=switches, history=history_name(timeline), **route)
+
+
+def _history(catalogue: WalCatalogue, backup, timeline: int, record: RestoreRecord) -> TimelineHistory:
+    """The history of ``timeline``, checked to descend from the backup after its end."""
+    path = catalogue.histories[timeline]
+    name = history_name(timeline)
+    try:
+        history = parse_history(unpacked(path).decode("utf-8", errors="replace"), timeline)
+    except (HistoryDamaged, OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise record.failed("wal_integrity", WalIntegrityFailed(
+            f"WAL needed by backup {backup.backup_id} is damaged: the timeline history file {name} ({path}) "
+            f"cannot be used: {reason}. Recovery follows timeline {timeline} with it and would stop "
+            "(PostgreSQL: syntax error in history file).",
+            f"Restore {name} from another copy (the promoted server's pg_wal holds it), or drill a backup "
+            f"taken on timeline {timeline}.")) from None
+    left = history.left(backup.timeline)
+    if backup.timeline not in history.timelines():
+        problem = (f"timeline {timeline}, the newest in the archive, does not descend from the backup's timeline "
+                   f"{backup.timeline} (its history, {name}: {' -> '.join(map(str, history.timelines()))})")
+    elif left and lsn_to_int(left) < lsn_to_int(_end_lsn(backup) or "0/0"):
+        problem = (f"timeline {timeline} left the backup's timeline {backup.timeline} at {left}, before the "
+                   f"backup ended at {_end_lsn(backup)} ({name})")
+    else:
+        return history
+    raise record.failed("wal_integrity", WalIntegrityFailed(
+        f"WAL after backup {backup.backup_id} cannot be followed: {problem}; recovery to timeline {timeline} "
+        f"would fail (PostgreSQL: requested timeline {timeline} is not a child of this server's history).",
+        "The archive's newest timeline branches off before this backup: drill a backup taken on it."))
+
+
+def _end_lsn(backup) -> str:
+    info = getattr(backup, "raw", {}) or {}
+    return str(info.get("base_backup_information", {}).get("end_lsn") or info.get("end_xlog") or "")

@@ -1,0 +1,68 @@
+"""One shard of a run (``--shard K/N``): the part of the collected tests this machine runs when N
+machines share them.
+
+The choice depends on the collected tests alone, so every machine makes the same one without talking
+to the others. The drills of one Barman server form one unit (they share that server's stack and
+must not read its archive from two machines at once); every other test is a unit of its own. Units
+are ordered by server name, then by test id, and dealt out in turn: shard 1 takes the first, shard 2
+the second, ... Plain string order, never Python's per-process salted ``hash()``; dealing rather
+than hashing, so that three servers on three shards get one each. The plan's digest (of the units,
+not of each server's backups, which may differ between machines started minutes apart) goes into
+the evidence, so the merge can tell shards that did not collect the same units.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+_SHAPE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int   # 1..count
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text) -> Shard:
+    """'2/3' -> Shard(2, 3); shards count from 1."""
+    match = _SHAPE.match(str(text))
+    if not match:
+        raise ValueError(f"expected K/N, e.g. 2/3 for the second of three shards, not {str(text)!r}")
+    index, count = int(match[1]), int(match[2])
+    if count < 1:
+        raise ValueError("N, the number of shards, must be 1 or more")
+    if index == 0:
+        raise ValueError("shards count from 1 (1/N .. N/N); Kubernetes' JOB_COMPLETION_INDEX counts from 0: "
+                         "pass $((JOB_COMPLETION_INDEX + 1))/N")
+    if index > count:
+        raise ValueError(f"shard {index} of {count} does not exist (K must be 1..{count})")
+    return Shard(index, count)
+
+
+def units(keys: list[tuple[str | None, str]]) -> list[str]:
+    """The plan's units in dealing order: 'server:<name>' for a server's drills, 'test:<id>' for the rest."""
+    servers = sorted({server for server, _ in keys if server is not None})
+    tests = sorted({test_id for server, test_id in keys if server is None})
+    return [f"server:{name}" for name in servers] + [f"test:{test_id}" for test_id in tests]
+
+
+def _unit(key: tuple[str | None, str]) -> str:
+    server, test_id = key
+    return f"server:{server}" if server is not None else f"test:{test_id}"
+
+
+def select(keys: list[tuple[str | None, str]], shard: Shard) -> list[bool]:
+    """For each (server or None, test id): does ``shard`` run it?"""
+    order = {unit: position for position, unit in enumerate(units(keys))}
+    return [order[_unit(key)] % shard.count == shard.index - 1 for key in keys]
+
+
+def plan_digest(keys: list[tuple[str | None, str]]) -> str:
+    """Short digest of the units: equal on every shard that collected the same plan."""
+    return hashlib.sha256("\n".join(units(keys)).encode()).hexdigest()[:16]

@@ -1,0 +1,121 @@
+"""The record of a stack kept up for manual work, and how to reach it as shell `export` lines.
+
+`pgbv-stack up` leaves one stack running per state directory and records it in ``stack.json`` there
+(0600): what runs, where, and what `down` must remove (the ownership entries the watchdog would
+have reaped). No secret goes into it: the application role's password is in the stack's env file
+(0600, in its run directory), which the printed lines source unless secrets are asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+STATE_FILE = "stack.json"
+
+
+def state_path(state_dir: str | None) -> Path:
+    """The state file: in ``state_dir``, else $XDG_STATE_HOME/pgbv, else ~/.local/state/pgbv."""
+    if state_dir:
+        return Path(state_dir) / STATE_FILE
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "pgbv" / STATE_FILE
+
+
+@dataclass
+class KeptStack:
+    """A stack kept up: how to reach it, how to run its Barman, and what `down` removes."""
+
+    kind: str                 # local | compose
+    run_dir: str
+    started: str              # UTC, ISO 8601
+    db: dict                  # host, port, name, user: the application login role
+    barman_server: str
+    barman_config: str        # as the barman command reads it (inside the barman container for compose)
+    barman_argv: list[str]    # `barman` with its configuration: [exe, -c, conf] or [docker, exec, barman, barman]
+    entries: list[dict] = field(default_factory=list)   # ownership entries: what `down` reaps
+    compose: dict | None = None                          # project, argv (the compose command with -p and -f)
+
+    @property
+    def env_file(self) -> Path:
+        return Path(self.run_dir) / "stack.env"
+
+    @property
+    def passfile(self) -> Path:
+        return Path(self.run_dir) / "app.pgpass"
+
+    def where(self) -> str:
+        what = f"compose project {self.compose['project']}" if self.compose else "local servers"
+        return (f"{self.kind} stack ({what}), up since {self.started}, PostgreSQL on "
+                f"{self.db['host']}:{self.db['port']}, Barman server '{self.barman_server}', run dir {self.run_dir}")
+
+
+def save(state: KeptStack, path: Path) -> None:
+    write_private(path, json.dumps(asdict(state), indent=1) + "\n")
+
+
+def load(path: Path) -> KeptStack | None:
+    """The recorded stack, None when none is recorded."""
+    try:
+        data = json.loads(path.read_text())
+        return KeptStack(**data)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as exc:
+        raise HarnessError(f"The state file {path} cannot be read ({exc}).",
+                           "If no stack is up, remove it; otherwise take the stack down by hand "
+                           "(its run directory and compose project are named inside).") from None
+
+
+def write_private(path: Path, text: str) -> None:
+    """Written whole (0600 from the start) and renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_secrets(state: KeptStack, password: str) -> None:
+    """The env file (every export, the password included) and the libpq passfile, both 0600."""
+    write_private(state.env_file, "# pgbv-stack: the kept-up stack's environment (secret: mode 0600)\n"
+                  + "\n".join(exports(state, password)) + "\n")
+    db = state.db
+    # Any port: a server recovered from the stack's backups holds the same role.
+    write_private(state.passfile, f"{db['host']}:*:{db['name']}:{db['user']}:{_pgpass_escape(password)}\n")
+
+
+def exports(state: KeptStack, password: str | None = None) -> list[str]:
+    """`export` lines; without ``password`` the last line sources the env file, which sets it."""
+    db = state.db
+    values = {"DB_HOST": db["host"], "DB_PORT": db["port"], "DB_NAME": db["name"], "DB_USER": db["user"]}
+    if password is not None:
+        values["DB_PASSWORD"] = password
+    # PGPASSFILE, never PGPASSWORD: libpq would use PGPASSWORD for every role, Barman's too, in place of
+    # the passfile its conninfo names, and `barman check` would fail in the shell that sourced these lines.
+    values.update({"PGHOST": db["host"], "PGPORT": db["port"], "PGDATABASE": db["name"], "PGUSER": db["user"],
+                   "PGPASSFILE": state.passfile})
+    values.update({"BARMAN_CONFIG": state.barman_config, "BARMAN_SERVER": state.barman_server,
+                   "PGBV_STACK_DIR": state.run_dir})
+    lines = [f"export {name}={shlex.quote(str(value))}" for name, value in values.items()]
+    if state.compose:
+        lines.append("# BARMAN_CONFIG is the path inside the barman container; for docker-compose commands: "
+                     'cd "$PGBV_STACK_DIR" (its .env names the project and the compose files)')
+    if password is None:
+        lines.append(f". {shlex.quote(str(state.env_file))}   # sets DB_PASSWORD (0600 file)")
+    return lines
+
+
+def _pgpass_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:")

@@ -1,0 +1,144 @@
+"""Folding runs into one: JSON read back, shards merged by pgbv-merge (no stack needed: evidence files made
+here), the facts of several xdist workers."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from junitparser import JUnitXml, TestCase, TestSuite
+from junitparser import Failure as JUnitFailure
+
+from harness.cli.merge import main as merge_main
+from harness.evidence.junit_merge import junit_address
+from harness.evidence.merge import Part, merge_facts, merge_runs
+from harness.evidence.read_json import EvidenceUnreadable, read_run
+from harness.evidence.records import CheckOutcome, DrillRecord, RestoreRecord, RunRecord, TableFacts
+from harness.evidence.report_json import write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def drill(name: str, outcome: str = "passed", server: str = "main") -> DrillRecord:
+    restore = RestoreRecord("20261130T010000", "2026-11-30 01:00:00+00", "latest", "latest", True,
+                            checks=[CheckOutcome("amcheck", True, "clean"), CheckOutcome("fingerprint", True)],
+                            timeline=2, combined_backups=("a", "b"), copy_seconds=1.5, rpo_seconds=3.25,
+                            tables=[TableFacts("books_db", "public.books", 10, 8192)], overrides=["port: 1 -> 2"])
+    return DrillRecord(f"scenarios/test_x.py::test_drill[{name}]", outcome, 2.0, "" if outcome == "passed" else "why",
+                       [restore], {"barman_server": server, "data_seed": "7"})
+
+
+def shard(index: int, count: int, drills: list[DrillRecord], plan: str = "p1", host: str = "a") -> RunRecord:
+    return RunRecord({"shard": f"{index}/{count}", "shard_plan": plan, "host": host, "stack": "local",
+                      "run_started_utc": f"2026-11-30T01:0{index}:00+00:00",
+                      "run_ended_utc": f"2026-11-30T01:1{index}:00+00:00", "run_id": f"r{index}"}, drills, [])
+
+
+def test_json_evidence_reads_back_into_the_same_records(tmp_path):
+    run = RunRecord({"host": "a", "stack": "local"}, [drill("one"), drill("two", "failed")], ["reports/kept/x"])
+    assert read_run(write_json(run, tmp_path / "drill.json", [])) == run
+
+
+def test_unreadable_json_says_which_file_and_why(tmp_path):
+    (tmp_path / "cut.json").write_text('{"run": {}, "drills": [{"nodeid": ')
+    with pytest.raises(EvidenceUnreadable) as failed:
+        read_run(tmp_path / "cut.json")
+    assert str(tmp_path / "cut.json") in failed.value.render() and "not a run's JSON evidence" in failed.value.render()
+
+
+def test_complete_shards_merge_into_one_verified_run():
+    merged = merge_runs([Part("s1", shard(1, 2, [drill("a")], host="a")),
+                         Part("s2", shard(2, 2, [drill("b")], host="b"))])
+    assert merged.problems == [] and merged.exit_code == 0
+    facts = merged.record.facts
+    assert facts["shards"] == "1/2, 2/2" and facts["host"] == "a, b" and "shard" not in facts
+    assert (facts["run_started_utc"], facts["run_ended_utc"]) == ("2026-11-30T01:01:00+00:00", "2026-11-30T01:12:00+00:00")
+    assert facts["run_id"] not in ("r1", "r2")
+
+
+@pytest.mark.parametrize("parts, says", [
+    ([Part("s1", shard(1, 3, [drill("a")])), Part("s3", shard(3, 3, [drill("c")]))], "shard 2/3: missing"),
+    ([Part("s1", shard(1, 2, [drill("a")])), Part("s2", None, "no drill-*.json in s2")], "s2: unreadable"),
+    ([Part("s1", shard(1, 2, [drill("a")])), Part("s2", shard(2, 2, [drill("a")]))],
+     "test_drill[a]: reported by shard 1/2 (s1) and again by shard 2/2 (s2)"),
+    ([Part("s1", shard(1, 2, [drill("a")])), Part("s2", shard(2, 2, [drill("b")], plan="p2"))],
+     "the shards collected different tests"),
+    ([Part("s1", shard(1, 2, [drill("a")])), Part("x", shard(2, 3, [drill("b")]))], "shards of different splits"),
+    ([Part("s1", shard(1, 1, [drill("a")])), Part("s1", shard(1, 1, [drill("b")]))], "shard 1/1: given twice"),
+])
+def test_a_merge_that_is_not_the_whole_has_no_verdict(parts, says):
+    merged = merge_runs(parts)
+    assert any(says in problem for problem in merged.problems), merged.problems
+    assert merged.exit_code == 2 and not merged.record.verified
+    assert any(d.nodeid.startswith("merge: ") and d.outcome == "error" for d in merged.record.drills)
+
+
+def test_a_red_wins_over_a_missing_shard():
+    merged = merge_runs([Part("s1", shard(1, 2, [drill("a", "failed")]))])
+    assert merged.exit_code == 1
+
+
+def test_worker_facts_take_the_earliest_start_and_name_every_distinct_value():
+    facts = {}
+    merge_facts(facts, {"run_started_utc": "2026-11-30T01:05:00+00:00", "barman": "3.19.1", "host": "vm"})
+    merge_facts(facts, {"run_started_utc": "2026-11-30T01:04:00+00:00", "barman": "3.19.1", "host": "vm2"})
+    assert facts == {"run_started_utc": "2026-11-30T01:04:00+00:00", "barman": "3.19.1", "host": "vm, vm2"}
+
+
+def test_junit_address_is_pytests():
+    assert junit_address("scenarios/test_pitr.py::test_x[lsn]") == ("scenarios.test_pitr", "test_x[lsn]")
+    assert junit_address("tests/a/test_b.py::TestC::test_d[x::y]") == ("tests.a.test_b.TestC", "test_d[x::y]")
+
+
+def write_shard(directory: Path, run: RunRecord, failed_unit_test: bool = False) -> Path:
+    write_json(run, directory / "drill-20261130T010000Z.json", [])
+    suite = TestSuite("backup-verification-drills")
+    for case_drill in run.drills:
+        classname, name = junit_address(case_drill.nodeid)
+        suite.add_testcase(TestCase(name, classname))
+    if failed_unit_test:
+        case = TestCase("test_unit", "tests.test_unit")
+        case.result = [JUnitFailure("assert 1 == 2")]
+        suite.add_testcase(case)
+    xml = JUnitXml()
+    xml.add_testsuite(suite)
+    xml.write(str(directory / "junit.xml"))
+    return directory
+
+
+def test_pgbv_merge_writes_one_of_each_and_exits_by_the_verdict(tmp_path, capsys):
+    one = write_shard(tmp_path / "one", shard(1, 2, [drill("a")]))
+    two = write_shard(tmp_path / "two", shard(2, 2, [drill("b")]))
+    assert merge_main([str(tmp_path / "out"), str(one), str(two)]) == 0
+    out = capsys.readouterr().out
+    assert "pgbv-merge: OK: VERIFIED: 2/2 drills passed" in out
+    cases = [case.name for suite in JUnitXml.fromfile(str(tmp_path / "out" / "junit.xml")) for case in suite]
+    assert sorted(cases) == ["test_drill[a]", "test_drill[b]"]
+    assert [path.name for path in (tmp_path / "out").glob("drill-*.*")] and (tmp_path / "out" / "pgbv.prom").exists()
+    assert len(read_run(next((tmp_path / "out").glob("drill-*.json"))).drills) == 2
+
+
+def test_pgbv_merge_missing_shard_is_an_error_case_in_the_junit_too(tmp_path, capsys):
+    one = write_shard(tmp_path / "one", shard(1, 2, [drill("a")]))
+    assert merge_main([str(tmp_path / "out"), str(one), str(tmp_path / "absent")]) == 2
+    out = capsys.readouterr().out
+    assert "problem: shard 2/2: missing" in out and f"problem: {tmp_path / 'absent'}: unreadable" in out
+    suites = list(JUnitXml.fromfile(str(tmp_path / "out" / "junit.xml")))
+    assert suites[-1].name == "pgbv-merge" and suites[-1].errors == 2
+
+
+def test_pgbv_merge_a_failed_test_that_is_not_a_drill_is_red(tmp_path, capsys):
+    one = write_shard(tmp_path / "one", shard(1, 1, [drill("a")]), failed_unit_test=True)
+    assert merge_main([str(tmp_path / "out"), str(one)]) == 1
+    assert "failed (not a drill): tests.test_unit::test_unit" in capsys.readouterr().out
+
+
+def test_pgbv_merge_bad_usage_exits_2(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "harness.cli.merge", str(tmp_path)], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert done.returncode == 2 and "usage: pgbv-merge" in done.stderr and "Traceback" not in done.stderr
+    one = write_shard(tmp_path / "one", shard(1, 1, [drill("a")]))
+    done = subprocess.run([sys.executable, "-m", "harness.cli.merge", str(one), str(one)], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert done.returncode == 2 and "is also a shard directory" in done.stderr
