@@ -2,16 +2,21 @@
 `pgbv-stack up --stack local`, reached through the lines `pgbv-stack env` prints, driven with `barman -c
 "$BARMAN_CONFIG" ...`, `pgbv-write-data`, `psql` and `pg_ctl`; a recovery to a time between two writer runs
 holds exactly the first run's rows, the harness verifies the backup with `--stack existing`, and
-`pgbv-stack down` leaves nothing (no server, no process, no directory, no record).
+`pgbv-stack down` leaves nothing (no server, no process, no directory, no record). An `up` cut short by
+Ctrl-C or SIGKILL leaves nothing either.
 """
 
 import os
+import signal
+import subprocess
 
+import pytest
 from by_hand import LIST_BACKUP_LINE, Terminal, finish, wait_for_output
 from support import open_workdir, processes_naming
 
 from harness.postgres.binaries import find_pg_bindir
 from harness.process.ports import free_port
+from harness.process.waiting import wait_until
 
 ROWS = "select count(*), md5(string_agg(b::text, ',' order by id)) from books b"   # the rows, exactly
 B = 'barman -c "$BARMAN_CONFIG"'
@@ -86,3 +91,28 @@ def readme(term: Terminal, tmp_path) -> None:
     out = term.run('pytest -p no:cacheprovider --stack existing --barman-config "$BARMAN_CONFIG" '
                    '--barman-server "$BARMAN_SERVER" --reports-dir reports', timeout=600, cwd=tmp_path)
     assert "2 passed" in out and "VERIFIED: 2/2 drills passed" in out, out[-4000:]
+
+
+@pytest.mark.parametrize("ending", ["interrupt", "sigkill"])
+def test_up_cut_short_leaves_nothing(tmp_path, ending):
+    """Ctrl-C or SIGKILL while `up` waits for Barman: no server, process, directory or record stays."""
+    with open_workdir() as workdir:
+        term = Terminal.fresh(tmp_path, DRILL_STATE_DIR=str(tmp_path / "state"), DRILL_WORKDIR=str(workdir))
+        up = subprocess.Popen(["pgbv-stack", "up", "--stack", "local"], env=term.env, cwd=tmp_path,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # barman.conf is written once the source server runs, before the slot, receive-wal and `barman check`
+        wait_until(lambda: up.poll() is not None or list(workdir.glob("pgbv-*/barman.conf")),
+                   what="pgbv-stack up to start the source server", timeout=120, interval=0.02)
+        assert up.poll() is None, f"up ended before it could be cut short:\n{up.communicate()[0]}"
+        run_dir = str(next(workdir.glob("pgbv-*")))
+        up.send_signal(signal.SIGINT if ending == "interrupt" else signal.SIGKILL)
+        output, _ = up.communicate(timeout=120)
+        if ending == "interrupt":
+            assert up.returncode == 2 and "interrupted; what had started was removed" in output, output
+        # SIGKILL: the watchdog reaps within a second or so
+        wait_until(lambda: not os.path.exists(run_dir) and not processes_naming(run_dir),
+                   what="the cut-short stack to be removed", timeout=60, interval=0.5,
+                   logs=lambda: "\n".join(processes_naming(run_dir)))
+        assert list(workdir.iterdir()) == []
+    assert not (tmp_path / "state" / "stack.json").exists()
+    assert "No stack is up" in term.run("pgbv-stack status", rc=2)

@@ -127,3 +127,14 @@ def test_the_writer_takes_an_applications_variables():
     assert connection_parameters(environ) == {"host": "db", "port": "6432", "dbname": "books_db", "user": "app",
                                               "password": "pw"}
     assert connection_parameters({"DB_HOST": "", "PGHOST": "x"}) == {}   # unset or empty: libpq's PG* apply
+
+
+def test_env_shows_the_password_only_when_asked(tmp_path, capsys):
+    state = kept(tmp_path / "run")
+    (tmp_path / "run").mkdir()
+    write_secrets(state, PASSWORD)
+    save(state, state_path(str(tmp_path)))
+    assert cli.main(["env", "--state-dir", str(tmp_path)]) == 0
+    assert PASSWORD not in capsys.readouterr().out
+    assert cli.main(["env", "--show-secrets", "--state-dir", str(tmp_path)]) == 0
+    assert exported(capsys.readouterr().out.splitlines())["DB_PASSWORD"] == PASSWORD

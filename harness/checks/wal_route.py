@@ -13,6 +13,7 @@ from the backup's, or later WAL without its history file, is named here: recover
 from __future__ import annotations
 
 import lzma
+import subprocess
 import zlib
 from dataclasses import dataclass
 
@@ -108,7 +109,8 @@ def _history(catalogue: WalCatalogue, backup, timeline: int, record: RestoreReco
     name = history_name(timeline)
     try:
         history = parse_history(unpacked(path).decode("utf-8", errors="replace"), timeline)
-    except (HistoryDamaged, OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as exc:
+    except (HistoryDamaged, OSError, EOFError, ValueError, lzma.LZMAError, zlib.error,
+            subprocess.SubprocessError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
         raise record.failed("wal_integrity", WalIntegrityFailed(
             f"WAL needed by backup {backup.backup_id} is damaged: the timeline history file {name} ({path}) "
