@@ -62,3 +62,12 @@ def test_the_plan_digest_ignores_a_servers_backups_but_not_its_tests():
     two = [("main", "x[main-20261129]"), ("main", "x[main-20261130]"), (None, "t::a")]
     assert plan_digest(one) == plan_digest(two)
     assert plan_digest(one) != plan_digest(one + [(None, "t::b")])
+
+
+def test_existing_drills_are_scheduled_in_groups_by_server():
+    from harness.plugin.parallel import group_of
+    servers = {"main-20261130T010000": "main", "crm-20261130T020000": "crm"}.get
+    ids = ["e.py::test_end[main-20261130T010000]", "e.py::test_latest[main-20261130T010000]",
+           "e.py::test_end[crm-20261130T020000]", "s/test_pitr.py::test_x[lsn]", "e.py::test_end[x-1]@legacy"]
+    assert [group_of(nodeid, servers) for nodeid in ids] == [
+        "server:main", "server:main", "server:crm", "s/test_pitr.py::test_x[lsn]", "legacy"]

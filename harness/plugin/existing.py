@@ -102,13 +102,23 @@ def pytest_collection(session):
         session.config.stash[PLAN] = planned_backups(session.config)
 
 
+def _param_id(server: str, backup: str) -> str:
+    return f"{server}-{backup}"
+
+
+def server_of_param(config, param_id: str) -> str | None:
+    """The server of an existing drill's parameter id (the pytest-xdist controller sees only test ids)."""
+    return next((server for server, backup in config.stash.get(PLAN, []) if _param_id(server, backup) == param_id),
+                None)
+
+
 def pytest_generate_tests(metafunc):
     if "existing_backup" in metafunc.fixturenames:
         plan = metafunc.config.stash.get(PLAN, [])
         # Under pytest-xdist --dist loadgroup, a server's drills stay on one worker (one stack, one scratch
         # at a time against its archive); different servers spread over the workers.
         metafunc.parametrize("existing_backup", [
-            pytest.param((server, backup), id=f"{server}-{backup}", marks=pytest.mark.xdist_group(server))
+            pytest.param((server, backup), id=_param_id(server, backup), marks=pytest.mark.xdist_group(server))
             for server, backup in plan])
 
 

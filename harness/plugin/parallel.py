@@ -70,6 +70,33 @@ def pytest_configure(config):
         config.pluginmanager.register(Controller(config), "pgbv-xdist-controller")
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadgroup on the existing stack: a server's drills form one group. pytest-xdist groups by
+    appending '@group' to test ids, which pytest 9.2 no longer lets it do (pytest-xdist issue #1386: the
+    groups are silently ignored), so the groups are also named here, from the plan of servers and backups."""
+    if config.getoption("dist", "no") != "loadgroup" or drill_config(config).stack != "existing":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    from harness.plugin.existing import server_of_param
+
+    class ServerGroups(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid, lambda param: server_of_param(config, param))
+
+    return ServerGroups(config, log)
+
+
+def group_of(nodeid: str, server_of) -> str:
+    """The scheduling group of a test id: pytest-xdist's '@group' where it is there, else the server of an
+    existing drill's parameter, else the test alone."""
+    if nodeid.rfind("@") > nodeid.rfind("]"):
+        return nodeid.split("@")[-1]
+    server = server_of(nodeid.rpartition("[")[2][:-1]) if nodeid.endswith("]") else None
+    return f"server:{server}" if server else nodeid
+
+
 def _distributed(config) -> bool:
     return config.getoption("dist", "no") != "no" and not config.getoption("collectonly", False)
 
