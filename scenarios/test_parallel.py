@@ -27,7 +27,7 @@ PITR = ROOT / "scenarios" / "test_pitr.py"
 CHOSEN = ["immediate", "xid-inclusive", "lsn", "restore-point"]
 SELECTION = ("-m", "pitr", "-k", " or ".join(CHOSEN))
 EXPECTED = {f"scenarios/test_pitr.py::test_pitr_restores_exact_state_at_target[{name}]" for name in CHOSEN}
-XDIST = ("-p", "xdist", "-n", "2")
+XDIST = ("-p", "xdist", "-n", "2", "--dist", "load")   # test by test: both workers get drills of one file
 
 
 def evidence(reports: Path) -> dict:
@@ -168,3 +168,15 @@ def test_a_worker_killed_mid_drill_costs_that_drill_only_and_is_reaped(tmp_path)
         assert processes_naming(run_dir) == [] and not Path(run_dir).exists()
         assert not victim["path"].exists(), "the killed worker's ownership record was left"
         assert processes_naming(workdir) == [] and list(workdir.iterdir()) == []
+
+
+def test_workers_that_cannot_bring_a_stack_up_say_why(tmp_path):
+    reports = tmp_path / "reports"
+    with open_workdir() as workdir:
+        proc = start_inner_run(PITR, workdir, reports, *XDIST, "--pg-bindir", str(tmp_path / "no-bin"), *SELECTION)
+        output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, output
+    assert re.search(r"no verdict \(gw\d+\): The local stack could not be brought up", output), output
+    assert "PostgreSQL server binaries not found" in output
+    reasons = [drill["reason"] for drill in evidence(reports)["drills"]]
+    assert reasons and all("PostgreSQL server binaries not found" in reason for reason in reasons), reasons

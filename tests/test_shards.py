@@ -47,8 +47,8 @@ def test_servers_are_dealt_one_per_shard_before_anything_else():
 
 def test_the_split_does_not_depend_on_order_or_on_the_process():
     keys = [(None, f"scenarios/test_pitr.py::test[{i}]") for i in range(7)] + [("main", "e::x[main-1]")]
-    mine = dict(zip(keys, select(keys, Shard(2, 3))))
-    assert dict(zip(keys[::-1], select(keys[::-1], Shard(2, 3)))) == mine
+    mine = dict(zip(keys, select(keys, Shard(2, 3)), strict=True))
+    assert dict(zip(keys[::-1], select(keys[::-1], Shard(2, 3)), strict=True)) == mine
     # Another interpreter (another PYTHONHASHSEED) makes the same choice and the same plan digest.
     code = ("import sys; from harness.shards import *; keys=eval(sys.argv[1]); "
             "print(select(keys, Shard(2, 3)), plan_digest(keys))")
@@ -71,3 +71,10 @@ def test_existing_drills_are_scheduled_in_groups_by_server():
            "e.py::test_end[crm-20261130T020000]", "s/test_pitr.py::test_x[lsn]", "e.py::test_end[x-1]@legacy"]
     assert [group_of(nodeid, servers) for nodeid in ids] == [
         "server:main", "server:main", "server:crm", "s/test_pitr.py::test_x[lsn]", "legacy"]
+
+
+def test_without_dist_a_test_file_stays_on_one_worker():
+    from harness.plugin.parallel import group_of
+    none = {}.get
+    assert group_of("scenarios/test_pitr.py::test_x[lsn]", none, by_file=True) == "scenarios/test_pitr.py"
+    assert group_of("e.py::test_end[main-1]", {"main-1": "main"}.get, by_file=True) == "server:main"

@@ -20,8 +20,14 @@ from pathlib import Path
 from harness.config import add_arguments, from_arguments
 from harness.errors import HarnessError
 from harness.evidence.files import utc_stamp
-from harness.evidence.junit_merge import (JUnitUnreadable, failed_cases, fold_junit, junit_address, read_suites,
-                                          repeated_cases)
+from harness.evidence.junit_merge import (
+    JUnitUnreadable,
+    failed_cases,
+    fold_junit,
+    junit_address,
+    read_suites,
+    repeated_cases,
+)
 from harness.evidence.merge import Merged, Part, merge_runs
 from harness.evidence.read_json import EvidenceUnreadable, read_run
 from harness.evidence.report_html import write_html

@@ -62,7 +62,8 @@ class Watermarks:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
             # Held by another run for a read and a rename: milliseconds, unless that run hangs.
-            wait_until(lambda: _try_lock(lock), what=f"the lock of {self.path}", timeout=10, tolerate=(BlockingIOError,))
+            wait_until(lambda: _try_lock(lock), what=f"the lock of {self.path}", timeout=10,
+                       tolerate=(BlockingIOError,))
             yield
 
 

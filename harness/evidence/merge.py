@@ -69,8 +69,8 @@ class Merged:
 
 def merge_runs(parts: list[Part], extra_problems: list[tuple[str, str]] = ()) -> Merged:
     merged = RunRecord(facts={"run_id": uuid.uuid4().hex})
-    problems = list(extra_problems) + [(part.source, f"unreadable, so its drills have no verdict: {part.unreadable}") for part in parts
-                if part.record is None]
+    problems = list(extra_problems) + [(part.source, f"unreadable, so its drills have no verdict: {part.unreadable}")
+                                       for part in parts if part.record is None]
     readable = [part for part in parts if part.record is not None]
     problems += _shard_problems(readable, merged.facts)
     seen: dict[str, str] = {}
@@ -118,7 +118,8 @@ def _shard_problems(parts: list[Part], facts: dict[str, str]) -> list[tuple[str,
             problems.append((f"shard {index}/{count}", "missing: no readable report of it was given, so its drills "
                                                        "have no verdict"))
         elif len(sources) > 1:
-            problems.append((f"shard {index}/{count}", f"given twice ({', '.join(sources)}): merge one report per shard"))
+            problems.append((f"shard {index}/{count}",
+                             f"given twice ({', '.join(sources)}): merge one report per shard"))
     plans = sorted({part.record.facts.get("shard_plan", "") for part in sharded} - {""})
     if len(plans) > 1:
         problems.append(("shard plans", f"the shards collected different tests (plans {', '.join(plans)}): some "

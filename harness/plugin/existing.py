@@ -115,8 +115,8 @@ def server_of_param(config, param_id: str) -> str | None:
 def pytest_generate_tests(metafunc):
     if "existing_backup" in metafunc.fixturenames:
         plan = metafunc.config.stash.get(PLAN, [])
-        # Under pytest-xdist --dist loadgroup, a server's drills stay on one worker (one stack, one scratch
-        # at a time against its archive); different servers spread over the workers.
+        # Under pytest-xdist a server's drills stay on one worker (one stack, one scratch at a time against
+        # its archive); different servers spread over the workers (harness.plugin.parallel).
         metafunc.parametrize("existing_backup", [
             pytest.param((server, backup), id=_param_id(server, backup), marks=pytest.mark.xdist_group(server))
             for server, backup in plan])

@@ -4,6 +4,7 @@ A worker is a pytest session of its own, so its session-scoped stack has its own
 home and lock directory, ports (reserved against the other workers: harness.process.ports), ownership
 record and watchdog. Two names a user can fix are made per worker here: ``--compose-project NAME``
 becomes NAME-gw0, NAME-gw1, ...; ``--source-port`` is refused (one port cannot serve two sources).
+Without --dist, what shares a stack stays on one worker: a test file's tests, an existing server's drills.
 
 What a worker verified reaches the controller with each drill's teardown report (an attribute that
 pytest-xdist serializes with the report, as it does user properties), and the run's facts at its end
@@ -29,6 +30,8 @@ from harness.plugin.state import CONFIG, NO_VERDICT, drill_config, run_state
 PAYLOAD = "pgbv_drill"          # attribute of a worker's teardown report: the drill's evidence
 RUN_OUTPUT = "pgbv_run"         # key of config.workeroutput: the worker's run facts
 KEPT_SENT = pytest.StashKey[int]()
+CHOSEN_DIST = pytest.StashKey[bool]()   # -n without --dist: the plugin chose how to schedule
+EXIT_REASON = pytest.StashKey[str]()    # on a worker: why pytest.exit() ended it (e.g. the stack did not come up)
 
 
 def worker_id(config) -> str | None:
@@ -49,56 +52,78 @@ def _plain_crashed_id(nodeid: str) -> str:
     return test if at and "]" not in group and "/" not in group else nodeid
 
 
+@pytest.hookimpl(wrapper=True)  # before pytest-xdist turns "-n without --dist" into --dist load
+def pytest_cmdline_main(config):
+    """-n without --dist: keep together what shares a stack. The drills of a test module share its
+    module-scoped stack and backups (spread over workers, each would build them again) and, on the
+    existing stack, the drills of a server share its archive: each stays on one worker. An explicit
+    --dist is the user's choice and kept."""
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", None) == "no":
+        config.option.dist = "loadgroup"
+        config.stash[CHOSEN_DIST] = True
+    return (yield)
+
+
 @pytest.hookimpl(trylast=True)  # after options.py built the run's DrillConfig
 def pytest_configure(config):
     if not config.pluginmanager.hasplugin("xdist"):  # -p no:xdist: the existing drills still carry the mark
-        config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup keeps a group on one worker")
+        config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup keeps a group together")
     drill = drill_config(config)
     worker = worker_id(config)
     if worker and drill.compose_project:
         config.stash[CONFIG] = drill.replace(compose_project=f"{drill.compose_project}-{worker}")
+    if worker:
+        config.pluginmanager.register(_ExitReason(config), "pgbv-xdist-exit-reason")
     if worker is None and _distributed(config):
         if drill.source_port:
             raise pytest.UsageError(f"--source-port {drill.source_port} names one port, but with -n every worker "
                                     "brings up a source server of its own: leave the option out (each then "
                                     "gets a free port of its own).")
-        if drill.stack == "existing" and config.getoption("dist", "no") != "loadgroup":
+        dist = config.getoption("dist", "no")
+        if drill.stack == "existing" and dist != "loadgroup":
             config.issue_config_time_warning(pytest.PytestConfigWarning(
-                "--stack existing with -n: add --dist loadgroup so that the drills of one Barman server stay on "
-                "one worker (one scratch at a time per server); without it they spread over the workers."),
+                f"--stack existing with --dist {dist}: the drills of one Barman server may run on several workers "
+                "at once; leave --dist out (or use loadgroup) to keep each server's drills on one worker."),
                 stacklevel=2)
         config.pluginmanager.register(Controller(config), "pgbv-xdist-controller")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """--dist loadgroup on the existing stack: a server's drills form one group. pytest-xdist groups by
-    appending '@group' to test ids, which pytest 9.2 no longer lets it do (pytest-xdist issue #1386: the
-    groups are silently ignored), so the groups are also named here, from the plan of servers and backups."""
-    if config.getoption("dist", "no") != "loadgroup" or drill_config(config).stack != "existing":
+    """Groups of tests that stay on one worker: with -n and no --dist (see pytest_cmdline_main) a test
+    file's tests, and on the existing stack a server's drills (also under an explicit --dist loadgroup).
+    pytest-xdist's own groups come from appending '@group' to test ids, which pytest 9.2 no longer lets
+    it do (pytest-xdist issue #1386: the groups are silently ignored), so the servers' groups are named
+    here from the plan of servers and backups, which the controller reads too."""
+    chosen = config.stash.get(CHOSEN_DIST, False)
+    if config.getoption("dist", "no") != "loadgroup" or not (chosen or drill_config(config).stack == "existing"):
         return None
     from xdist.scheduler import LoadGroupScheduling
 
     from harness.plugin.existing import server_of_param
 
-    class ServerGroups(LoadGroupScheduling):
+    class Groups(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return group_of(nodeid, lambda param: server_of_param(config, param))
+            return group_of(nodeid, lambda param: server_of_param(config, param), by_file=chosen)
 
-    return ServerGroups(config, log)
+    return Groups(config, log)
 
 
-def group_of(nodeid: str, server_of) -> str:
+def group_of(nodeid: str, server_of, by_file: bool = False) -> str:
     """The scheduling group of a test id: pytest-xdist's '@group' where it is there, else the server of an
-    existing drill's parameter, else the test alone."""
+    existing drill's parameter, else its file (``by_file``) or the test alone."""
     if nodeid.rfind("@") > nodeid.rfind("]"):
         return nodeid.split("@")[-1]
     server = server_of(nodeid.rpartition("[")[2][:-1]) if nodeid.endswith("]") else None
-    return f"server:{server}" if server else nodeid
+    if server:
+        return f"server:{server}"
+    return nodeid.split("::")[0] if by_file else nodeid
 
 
 def _distributed(config) -> bool:
-    return config.getoption("dist", "no") != "no" and not config.getoption("collectonly", False)
+    """Tests go to pytest-xdist workers (as pytest-xdist decides: a --dist mode and workers to run it)."""
+    return config.getoption("dist", "no") != "no" and bool(config.getoption("tx", None)) \
+        and not config.getoption("collectonly", False)
 
 
 # --- on a worker ---------------------------------------------------------------------------------
@@ -126,8 +151,21 @@ def send_run(config) -> bool:
     sent = config.stash.get(KEPT_SENT, 0)
     config.workeroutput[RUN_OUTPUT] = json.dumps(
         {"facts": redacted(state.record.facts, state.secrets), "kept": redacted(state.record.kept[sent:],
-                                                                                  state.secrets)})
+                                                                                  state.secrets),
+         "exit": redacted(config.stash.get(EXIT_REASON, ""), state.secrets)})
     return True
+
+
+class _ExitReason:
+    """A worker ended by pytest.exit() (no verdict: the stack could not be brought up, ...): pytest-xdist
+    shows the controller only "keyboard-interrupt"; the reason goes to it with the run's facts."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def pytest_keyboard_interrupt(self, excinfo):
+        if isinstance(excinfo.value, pytest.exit.Exception):
+            self.config.stash[EXIT_REASON] = str(excinfo.value.msg)
 
 
 # --- on the controller ----------------------------------------------------------------------------
@@ -137,6 +175,8 @@ class Controller:
 
     def __init__(self, config):
         self.config = config
+        self.folded: set[str] = set()        # workers whose run facts arrived (xdist may call testnodedown twice)
+        self.exits: dict[str, str] = {}      # worker -> why pytest.exit() ended it
 
     def pytest_runtest_logreport(self, report):
         state = run_state(self.config)
@@ -149,19 +189,26 @@ class Controller:
             if document["no_verdict"]:
                 state.no_verdict.append(drill.nodeid)
         elif report.when not in ("setup", "call", "teardown") and report.failed:
-            # pytest-xdist's report for the test a worker was running when it died: no verdict.
+            # pytest-xdist's report for the test a worker was running when it ended early: no verdict.
             nodeid = _plain_crashed_id(report.nodeid)
-            state.record.drills.append(DrillRecord(nodeid, "error", 0.0, (
-                f"no verdict: the pytest-xdist worker running this drill died ({report.longreprtext.strip()}); its "
-                "watchdog stops its servers and removes its run directory; rerun the drill")))
+            worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "")
+            if self.exits.get(worker):   # it ended itself, saying why: show that, not "crashed"
+                report.longrepr = reason = f"no verdict ({worker}): {self.exits[worker]}"
+            else:
+                reason = (f"no verdict: the pytest-xdist worker running this drill died ({report.longreprtext.strip()}"
+                          "); its watchdog stops its servers and removes its run directory; rerun the drill")
+            state.record.drills.append(DrillRecord(nodeid, "error", 0.0, reason))
             state.no_verdict.append(nodeid)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):
         output = getattr(node, "workeroutput", None) or {}
-        if RUN_OUTPUT not in output:
+        worker = node.gateway.id
+        if RUN_OUTPUT not in output or worker in self.folded:
             return  # died before its end: its drills arrived one by one, its facts come from the others
+        self.folded.add(worker)
         document = json.loads(output[RUN_OUTPUT])
+        self.exits[worker] = document.get("exit", "")
         merge_facts(run_state(self.config).record.facts, document["facts"])
         run_state(self.config).record.kept += document["kept"]
 

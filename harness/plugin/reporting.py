@@ -23,7 +23,6 @@ from harness.plugin.parallel import plain_nodeid, send_drill, send_run
 from harness.plugin.state import NO_VERDICT, REPORTS, RESTORES, drill_config, run_state
 from harness.process.redact import redact
 
-
 # The run's facts that become JUnit suite properties (harness.plugin.parallel adds them under -n too).
 SUITE_FACTS = ("harness_version", "stack", "postgresql", "barman", "host", "run_started_utc", "run_ended_utc", "shard")
 

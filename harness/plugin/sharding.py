@@ -11,6 +11,7 @@ from harness.plugin.parallel import plain_nodeid
 from harness.plugin.state import drill_config, run_state
 from harness.shards import plan_digest, select
 
+
 def server_of(item) -> str | None:
     """The Barman server a drill of --stack existing restores from (None for every other test)."""
     params = getattr(getattr(item, "callspec", None), "params", {})
@@ -31,8 +32,8 @@ def pytest_collection_modifyitems(config, items):
         return
     keys = [(server_of(item), plain_nodeid(item)) for item in items]
     mine = select(keys, shard)
-    kept = [item for item, chosen in zip(items, mine) if chosen]
-    dropped = [item for item, chosen in zip(items, mine) if not chosen]
+    kept = [item for item, chosen in zip(items, mine, strict=True) if chosen]
+    dropped = [item for item, chosen in zip(items, mine, strict=True) if not chosen]
     items[:] = kept
     if dropped:
         config.hook.pytest_deselected(items=dropped)

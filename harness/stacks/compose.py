@@ -169,16 +169,24 @@ class ComposeStack(StackBase):
         kept_up = self.kept_up is not None
         services = get_docker_services(command, [str(path) for path in self.plan.files], self.plan.project, setup,
                                        [] if self.config.keep or kept_up else CLEANUP)
-        what = f"compose down of project {self.plan.project}"
-        if kept_up:  # registered first: a failed `up` may have created containers
-            self.cleanups.add(what, lambda: self.plan.run(*shlex.split(CLEANUP[0]), timeout=180), timeout=200)
+        entered = False
+
+        def down() -> None:
+            # pytest-docker's own exit once its `up` went through; a failed `up` may still have created
+            # containers, a network and volumes, so then (and for a kept-up stack) `down` directly.
+            if entered and not kept_up:
+                services.__exit__(None, None, None)
+            else:
+                self.plan.run(*shlex.split(CLEANUP[0]), timeout=180)
+
+        if kept_up or not self.config.keep:  # registered before `up`, which may fail half-way
+            self.cleanups.add(f"compose down of project {self.plan.project}", down, timeout=200)
         try:
             services.__enter__()
+            entered = True
         except Exception as exc:  # pytest-docker reports a failed command as a bare Exception with its output
             raise SetupError(f"`compose up` of project {self.plan.project} failed.",
                              "The output of the compose command is below.", str(exc)[-3000:]) from None
-        if not kept_up:
-            self.cleanups.add(what, lambda: services.__exit__(None, None, None), timeout=180)
 
     def _attach(self, timeout: float) -> None:
         """Wait until postgres and barman are healthy (barman's healthcheck is `barman check` all OK)."""
