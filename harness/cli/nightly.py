@@ -18,6 +18,7 @@ import sys
 import pytest
 
 from harness.evidence.run_history import HistoryUnavailable, unverified_servers
+from harness.plugin.options import joined_option_values
 from harness.plugin.state import RUN
 
 
@@ -47,7 +48,9 @@ class _Verdict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    # `--barman-config PATH` as `--barman-config=PATH`: pytest would take PATH for a test path while
+    # choosing its rootdir, before it knows the drill options.
+    args = joined_option_values(list(sys.argv[1:] if argv is None else argv))
     os.environ.setdefault("DRILL_HYPOTHESIS_PROFILE", "nightly")
     verdict = _Verdict()
     try:

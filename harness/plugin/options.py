@@ -61,6 +61,7 @@ def pytest_configure(config):
         drill = DrillConfig.resolve(given, ini=ini, progress=Progress.for_terminal().enabled)
     except ConfigError as exc:
         raise pytest.UsageError(exc.render()) from None
+    _refuse_rootdir_taken_from_an_option(config)
     config.stash[CONFIG] = drill
     config.stash[RUN] = RunState()
     _per_drill_junit_properties(config)
@@ -71,6 +72,47 @@ def pytest_configure(config):
             signal.signal(signal.SIGTERM, _interrupt)
         except ValueError:  # not the main thread
             pass
+
+
+def joined_option_values(args: list[str]) -> list[str]:
+    """``--barman-config /etc/barman.conf`` -> ``--barman-config=/etc/barman.conf`` for the drill options
+    that take a value (see _refuse_rootdir_taken_from_an_option)."""
+    valued = {s.flag for s in SETTINGS if not s.boolean}
+    joined, index = [], 0
+    while index < len(args):
+        if args[index] in valued and index + 1 < len(args):
+            joined.append(f"{args[index]}={args[index + 1]}")
+            index += 2
+        else:
+            joined.append(args[index])
+            index += 1
+    return joined
+
+
+def _refuse_rootdir_taken_from_an_option(config) -> None:
+    """pytest chooses its rootdir and ini file before it knows a plugin's options, so the value of
+    ``--barman-config /etc/barman.conf`` counts as a test path there and can move the rootdir away
+    from the project: its pytest.ini (testpaths, junitxml, markers) would silently not apply."""
+    args = [str(arg) for arg in config.invocation_params.args]
+    taken = {flag: value for flag, value in zip(args, args[1:])
+             if flag in {s.flag for s in SETTINGS if not s.boolean} and os.path.exists(value)}
+    if not taken:
+        return
+    try:  # what pytest would have chosen from the test paths alone
+        from _pytest.config.findpaths import determine_setup
+        positional = list(config.args) if config.args_source == pytest.Config.ArgsSource.ARGS else []
+        _, inipath = determine_setup(inifile=config.option.inifilename,
+                                     override_ini=config.option.override_ini, args=positional,
+                                     rootdir_cmd_arg=config.option.rootdir or None,
+                                     invocation_dir=config.invocation_params.dir)[:2]
+    except (ImportError, TypeError, AttributeError, ValueError):  # another pytest: nothing to compare with
+        return
+    if inipath != config.inipath:  # (a rootdir moved without an ini file lost changes nothing read)
+        spelled = " ".join(f"{flag}={value}" for flag, value in taken.items())
+        raise pytest.UsageError(
+            f"pytest chose {config.rootpath} as its rootdir because it read the value of "
+            f"{', '.join(taken)} as a test path (it chooses the rootdir before it knows the drill options); "
+            f"its configuration {inipath} would not apply. Write the option with '=': {spelled}")
 
 
 def _per_drill_junit_properties(config) -> None:
