@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from harness.checks.wal_integrity import compression_of, segment_range, wal_integrity
+from harness.checks.wal_integrity import segment_range, wal_integrity
+from harness.checks.wal_staging import compression_of
 from harness.drill.books import Books
 from harness.drill.recovery import new_record
 from harness.drill.targets import RecoveryTarget

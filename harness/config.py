@@ -115,7 +115,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("keep", "--keep", "keep everything: the run directory, every scratch instance, all logs",
             convert=_flag, boolean=True),
     Setting("workdir", "--workdir", "where the run directory (data dirs, Barman home, logs) is made (default: "
-            "/dev/shm when it is a tmpfs with room to spare, else the system temp dir)", env="DRILL_WORKDIR"),
+            "/dev/shm when it is a tmpfs with room to spare, else the system temp dir; pgbv-stack up: /var/tmp, on "
+            "disk)", env="DRILL_WORKDIR"),
     Setting("reports_dir", "--reports-dir", "where evidence goes: JSON, HTML, kept evidence of failed drills "
             "(default: reports/)", env="DRILL_REPORTS_DIR", convert=Path),
     Setting("metrics_file", "--metrics-file", "after every run, write Prometheus metrics per Barman server to this "

@@ -14,8 +14,8 @@ import pytest
 import harness.hook.drill as hook_drill
 from harness.cli.post_backup import main
 from harness.config import ConfigError
-from harness.hook.drill import DRILLS, drill_argv, given_settings
-from harness.hook.event import ABORT_CONTINUE, VERIFIED, BackupEvent, decide, exit_code_of_drill
+from harness.hook.drill import DRILLS, drill_argv, given_settings, run_drill
+from harness.hook.event import ABORT_CONTINUE, EXIT_OK, BackupEvent, decide, exit_code_of_drill
 from harness.hook.lock import LockBusy, ServerLock, lock_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ def barman_env(**changes) -> dict:
 def test_what_the_hook_does_with_each_call(changes, action):
     decision = decide(BackupEvent.from_env(barman_env(**changes)))
     assert decision.action == action, decision
-    assert decision.exit_code == (ABORT_CONTINUE if action == "refuse" else VERIFIED)
+    assert decision.exit_code == (ABORT_CONTINUE if action == "refuse" else EXIT_OK)
 
 
 def test_a_failed_backup_is_said_with_barmans_error():
@@ -119,6 +119,53 @@ def test_bad_options_exit_62_with_one_message(monkeypatch, tmp_path, capsys, arg
     rc = run_hook(monkeypatch, [arg.replace("{tmp}", str(tmp_path)) for arg in argv])
     err = capsys.readouterr().err
     assert rc == 62 and says in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("changes", [{"BARMAN_STATUS": "FAILED"}, {"BARMAN_PHASE": "pre", "BARMAN_STATUS": "STARTED"}])
+@pytest.mark.parametrize("argv, says", [
+    (["--backups", "all"], "--backups cannot be given to the post-backup hook"),
+    (["--metrics-file", "pgbv.prom"], "needs an absolute --metrics-file (or DRILL_METRICS_FILE), given: pgbv.prom"),
+    (["--workdir", "scratch"], "needs an absolute --workdir"),
+])
+def test_a_bad_hook_line_is_refused_whatever_the_backup(monkeypatch, tmp_path, capsys, changes, argv, says):
+    # Not only when a backup is drilled at last: a FAILED backup or the pre phase shows the bad line too.
+    rc = run_hook(monkeypatch, ["--reports-dir", str(tmp_path), *argv], **changes)
+    assert rc == 62 and says in capsys.readouterr().err
+    assert "exit 62: no drill: " in log_of(tmp_path)[-1] and says in log_of(tmp_path)[-1]
+
+
+def test_a_relative_path_from_the_environment_is_refused_too(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("harness.cli.post_backup.decide", lambda event: pytest.fail("decided on a bad line"))
+    for name in list(os.environ):
+        if name.startswith(("BARMAN_", "DRILL_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DRILL_HISTORY", "history.sqlite")
+    for name, value in barman_env().items():
+        monkeypatch.setenv(name, value)
+    assert main(["--reports-dir", str(tmp_path)]) == 62
+    assert "needs an absolute --history (or DRILL_HISTORY), given: history.sqlite" in capsys.readouterr().err
+
+
+def test_absolute_drill_paths_pass(monkeypatch, tmp_path):
+    rc = run_hook(monkeypatch, ["--reports-dir", str(tmp_path), "--metrics-file", str(tmp_path / "pgbv.prom"),
+                                "--history", str(tmp_path / "h.sqlite"), "--workdir", "/var/tmp"],
+                  BARMAN_STATUS="FAILED")
+    assert rc == 0, log_of(tmp_path)
+
+
+SECRET_TALK = "import sys, time; print('conninfo host=db password=hunter2 user=barman', flush=True); " \
+              "print(\"CREATE ROLE app PASSWORD 'hunter3'\", flush=True); time.sleep(float(sys.argv[1]))"
+
+
+@pytest.mark.parametrize("sleep, timeout, returncode", [(0, 60, 0), (60, 1, None)])
+def test_the_drills_console_output_is_redacted_however_it_ends(tmp_path, sleep, timeout, returncode):
+    output = tmp_path / "main-B1.out"
+    argv = [sys.executable, "-c", SECRET_TALK, str(sleep)]
+    assert run_drill(argv, output, timeout, cwd=tmp_path) == returncode
+    text = output.read_text()
+    assert "hunter2" not in text and "hunter3" not in text, text
+    assert "host=db password=******** user=barman" in text and "PASSWORD ********" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["main-B1.out"]   # no temporary file left
 
 
 def test_help_exits_0(monkeypatch, capsys):

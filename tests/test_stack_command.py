@@ -1,16 +1,25 @@
 """pgbv-stack without a stack: the record, the export lines, secrets kept out of them, bad input."""
 
+import errno
 import json
 import os
 import shlex
 import stat
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
+import psycopg
 import pytest
 
 from harness.cli import stack as cli
 from harness.drill.write_data import connection_parameters
+from harness.process.filelock import FileLock
 from harness.stacks.compose_project import EngineUnavailable
-from harness.stacks.kept_state import KeptStack, exports, load, save, state_path, write_secrets
+from harness.stacks.kept_state import LOCK_FILE, KeptStack, exports, load, save, state_path, write_secrets
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PASSWORD = "s3cret:with\\odd-chars"
 
@@ -118,7 +127,7 @@ def test_no_engine_for_compose_is_one_message_and_leaves_nothing(tmp_path, capsy
     assert cli.main(["up", "--stack", "compose", "--state-dir", str(tmp_path), "--workdir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "No Docker engine answers" in err and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == []            # no record, no run directory
+    assert [p.name for p in tmp_path.iterdir()] == [LOCK_FILE]   # no record, no run directory (the lock stays)
 
 
 def test_the_writer_takes_an_applications_variables():
@@ -138,3 +147,115 @@ def test_env_shows_the_password_only_when_asked(tmp_path, capsys):
     assert PASSWORD not in capsys.readouterr().out
     assert cli.main(["env", "--show-secrets", "--state-dir", str(tmp_path)]) == 0
     assert exported(capsys.readouterr().out.splitlines())["DB_PASSWORD"] == PASSWORD
+
+
+class FakeStack:
+    """Stands in for LocalStack: `up`'s own steps run, no server starts. ``refuse`` makes its server
+    refuse the application role, as a real server would refuse it."""
+
+    made: list = []
+
+    def __init__(self, config, refuse=None):
+        self.config, self.refuse, self.closed, self.detached = config, refuse, False, False
+        self.kind = "local"
+        self.progress = SimpleNamespace(say=lambda text: print(text, file=sys.stderr))
+        FakeStack.made.append(self)
+
+    def start(self):
+        self.run_dir = Path(self.config.workdir) / "pgbv-fake"
+        conn = SimpleNamespace(port=54321, connect=self._connect)
+        self.source = SimpleNamespace(server=SimpleNamespace(conn=conn))
+        self.barman = SimpleNamespace(server="postgres", config_path=self.run_dir / "barman.conf",
+                                      barman_argv=lambda: ["barman"])
+        self.ownership = SimpleNamespace(entries=[])
+
+    def _connect(self, dbname):
+        raise self.refuse or AssertionError("no test here reaches the server")
+
+    def detach(self):
+        self.detached = True
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def fake_stack(monkeypatch):
+    FakeStack.made = []
+
+    def install(refuse=None):
+        monkeypatch.setattr("harness.stacks.local.LocalStack", lambda config: FakeStack(config, refuse))
+        return FakeStack.made
+    return install
+
+
+def test_a_role_the_server_refuses_is_one_paragraph_exit_2_and_removes_the_stack(tmp_path, capsys, fake_stack):
+    made = fake_stack(psycopg.OperationalError("connection to server at 127.0.0.1 failed: FATAL: too many clients"))
+    assert cli.main(["up", "--state-dir", str(tmp_path), "--workdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "The application login role books_app could not be created on the stack's PostgreSQL (port 54321): " \
+           "connection to server at 127.0.0.1 failed: FATAL: too many clients." in err
+    assert "Traceback" not in err and made[0].closed and not made[0].detached
+    assert not state_path(str(tmp_path)).exists()
+
+
+def test_a_record_that_cannot_be_written_is_one_paragraph_exit_2_and_removes_the_stack(tmp_path, capsys, fake_stack,
+                                                                                       monkeypatch):
+    made = fake_stack()
+    monkeypatch.setattr("harness.stacks.kept.create_app_role", lambda conn, role, password: None)
+
+    def full(state, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    monkeypatch.setattr("harness.stacks.kept.save", full)
+    assert cli.main(["up", "--state-dir", str(tmp_path), "--workdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"files could not be written: {state_path(str(tmp_path))}: No space left on device." in err
+    assert "Traceback" not in err and made[0].closed
+
+
+def test_env_of_a_stack_whose_env_file_is_gone_is_one_paragraph(tmp_path, capsys):
+    save(kept(tmp_path / "gone"), state_path(str(tmp_path)))
+    assert cli.main(["env", "--show-secrets", "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"The stack's env file {tmp_path}/gone/stack.env" in err and "Traceback" not in err
+
+
+def test_a_kept_up_stack_lives_on_disk_unless_told(tmp_path, fake_stack, monkeypatch):
+    made = fake_stack()
+    monkeypatch.setattr("harness.stacks.kept.create_app_role", lambda conn, role, password: None)
+    monkeypatch.setattr("harness.stacks.kept.write_secrets", lambda state, password: None)
+    assert cli.main(["up", "--state-dir", str(tmp_path / "a")]) == 0
+    assert made[-1].config.workdir == "/var/tmp"          # not /dev/shm: RAM, and gone at a reboot
+    assert cli.main(["up", "--state-dir", str(tmp_path / "b"), "--workdir", str(tmp_path)]) == 0
+    assert made[-1].config.workdir == str(tmp_path)
+
+
+HOLD = """
+import sys, time
+from harness.process.filelock import FileLock
+lock = FileLock(sys.argv[1])
+assert lock.try_acquire("pgbv-stack up --stack local")
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_up_or_down_while_one_runs_names_it_and_does_nothing(tmp_path, capsys, monkeypatch):
+    save(kept(tmp_path / "run"), state_path(str(tmp_path)))
+    first = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / LOCK_FILE)], stdout=subprocess.PIPE,
+                             text=True, cwd=ROOT)
+    try:
+        assert first.stdout.readline().strip() == "locked"
+        monkeypatch.setattr("harness.stacks.base.StackBase.start", lambda self: pytest.fail("a stack was started"))
+        monkeypatch.setattr("harness.stacks.kept.reap", lambda record: pytest.fail("something was taken down"))
+        for command in ("up", "down"):
+            assert cli.main([command, "--state-dir", str(tmp_path)]) == 2, command
+            err = capsys.readouterr().err
+            assert f"another pgbv-stack up or down holds the lock {tmp_path / LOCK_FILE} (pid {first.pid}, " \
+                   "pgbv-stack up --stack local, since" in err, err
+        assert load(state_path(str(tmp_path))) == kept(tmp_path / "run")   # the record is as it was
+    finally:
+        first.kill()
+        first.wait(timeout=10)
+    with FileLock(tmp_path / LOCK_FILE) as lock:    # released with its holder: nothing goes stale
+        assert lock.try_acquire("check")

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.checks import wal_integrity as wi
+from harness.checks import wal_staging as ws
 from harness.postgres.binaries import PgBin
 
 SIZE = 16 * 1024 * 1024
@@ -55,12 +56,13 @@ def test_valid_wal_that_stops_inside_the_newest_segment_is_damage(tmp_path):
 
 
 def test_compression_is_recognized_by_its_magic_bytes(tmp_path):
-    samples = {"gzip": gzip.compress(b"wal"), "bzip2": b"BZh91AY&SY", "xz": b"\xfd7zXZ\x00\x00", "zstd": b"\x28\xb5\x2f\xfd\0",
-               "lz4": b"\x04\x22\x4d\x18\0", "openpgp": b"\x85\x01\x0c", None: b"\x10\xd1\x06\x00"}   # a WAL page header is none of them
+    samples = {"gzip": gzip.compress(b"wal"), "bzip2": b"BZh91AY&SY", "xz": b"\xfd7zXZ\x00\x00",
+               "zstd": b"\x28\xb5\x2f\xfd\0", "lz4": b"\x04\x22\x4d\x18\0", "openpgp": b"\x85\x01\x0c",
+               None: b"\x10\xd1\x06\x00"}   # a WAL page header is none of them
     for kind, data in samples.items():
         path = tmp_path / f"sample-{kind}"
         path.write_bytes(data)
-        assert wi.compression_of(path) == kind
+        assert ws.compression_of(path) == kind
 
 
 def test_ranges_and_positions():
@@ -77,8 +79,8 @@ def test_bad_files_are_named_not_crashed_on(tmp_path):
     (tmp_path / "wals" / SEGMENTS[0]).write_bytes(b"")                      # empty
     staging = tmp_path / "staging"
     staging.mkdir()
-    damage, _ = wi._stage(Archive(), SEGMENTS[:1], staging, SIZE)
+    damage = ws.stage(Archive(), SEGMENTS[:1], staging, SIZE)
     assert damage.startswith(f"segment {SEGMENTS[0]} has the wrong size: 0 bytes instead of {SIZE} (cut short")
     (tmp_path / "staging2").mkdir()
-    damage, _ = wi._stage(Archive(), SEGMENTS[1:2], tmp_path / "staging2", SIZE)
+    damage = ws.stage(Archive(), SEGMENTS[1:2], tmp_path / "staging2", SIZE)
     assert damage == f"segment {SEGMENTS[1]} is missing from the archive"

@@ -1,5 +1,6 @@
 """The WAL recovery reads across timeline switches: history files, Barman's catalogue, the route."""
 
+import struct
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -7,6 +8,7 @@ import pytest
 
 from harness.barman.wal_catalogue import WalCatalogue, read_catalogue
 from harness.checks import wal_integrity as wi
+from harness.checks import wal_staging as ws
 from harness.checks.wal_route import plan
 from harness.errors import SetupError, VerificationFailed
 from harness.evidence.records import RestoreRecord
@@ -30,20 +32,37 @@ def test_a_history_file_as_postgresql_writes_it():
     assert history.left(1) == "0/70000E0" and history.left(3) == ""
 
 
-@pytest.mark.parametrize("text, timeline, named", [
-    ("garbage\n", 2, "line 1 'garbage' does not start with a timeline ID"),
-    ("\x00\x17\xff\xfe binary\n", 2, "does not start with a timeline ID"),
-    ("1\tnowhere\tno recovery target specified\n", 2, "has no switch point"),
-    ("2\t0/5000000\treason\n1\t0/6000000\treason\n", 3, "line 2 '1\\t0/6000000\\treason': timeline IDs must increase"),
-    ("1\t0/7000000\treason\n2\t0/5000000\treason\n", 3, "switch point lies before the previous line's"),
-    ("2\t0/5000000\treason\n", 2, "names timeline 2 as a parent of timeline 2"),
-    ("", 2, "names no parent timeline"),
-    ("# only a comment\n", 2, "names no parent timeline"),
+@pytest.mark.parametrize("text, timeline, named, postgres", [
+    ("garbage\n", 2, "line 1 'garbage' does not start with a timeline ID", "syntax error"),
+    ("\x17\xff\xfe binary\n", 2, "does not start with a timeline ID", "syntax error"),
+    ("1\tnowhere\tno recovery target specified\n", 2, "has no switch point", "syntax error"),
+    ("12/5000000\treason\n", 2, "line 1 '12/5000000\\treason' has no switch point", "syntax error"),
+    ("1\t0 /5000000\treason\n", 2, "has no switch point", "syntax error"),
+    ("2\t0/5000000\treason\n1\t0/6000000\treason\n", 3, "line 2 '1\\t0/6000000\\treason': timeline IDs must increase",
+     "invalid data"),
+    ("1\t0/5000000\treason\n1\t0/6000000\treason\n", 3, "timeline IDs must increase", "invalid data"),
+    ("2\t0/5000000\treason\n", 2, "names timeline 2 as a parent of timeline 2", "invalid data"),
+    # fgets() reads at most 1023 bytes: the rest of a longer line is parsed as a line of its own
+    ("1\t0/5000000\t" + "x" * 1100 + "\n", 2, "line 1 'xxxx", "syntax error"),
 ])
-def test_a_history_file_postgresql_would_refuse_is_named(text, timeline, named):
+def test_a_history_file_postgresql_would_refuse_is_named(text, timeline, named, postgres):
     with pytest.raises(HistoryDamaged) as damaged:
         parse_history(text, timeline)
-    assert named in str(damaged.value)
+    assert named in str(damaged.value) and damaged.value.postgres.startswith(postgres)
+
+
+@pytest.mark.parametrize("text, timelines, begins", [
+    # a point-in-time recovery of timeline 2 that ended before 2 began writes its switch point lower
+    ("1\t0/7000000\treason\n2\t0/5000000\treason\n", [1, 2, 3], [0, 0x7000000, 0x5000000]),
+    ("  1 0x0/0X70000e0 spaces, not tabs\n+2\t0/9000028\n", [1, 2, 3], [0, 0x70000E0, 0x9000028]),
+    ("", [3], [0]),
+    ("# only a comment\n\n", [3], [0]),
+    ("\x00\x17\xff\xfe binary after a NUL: an empty C string\n", [3], [0]),
+])
+def test_a_history_file_postgresql_accepts_is_not_damage(text, timelines, begins):
+    history = parse_history(text.encode("latin-1"), 3)
+    assert history.timelines() == timelines
+    assert [history.begin(tli) for tli in timelines] == begins
 
 
 # -- Barman's WAL catalogue -----------------------------------------------------------------------
@@ -141,7 +160,20 @@ def test_a_history_file_with_garbage_is_named_red(tmp_path):
         plan(catalogue(tmp_path, [tl(1, 3), tl(2, 5)], {2: "this is not a history file\n"}), backup(), "xid", rec)
     assert "the timeline history file 00000002.history" in red.value.cause
     assert "does not start with a timeline ID" in red.value.cause
+    assert "(PostgreSQL: syntax error in history file)" in red.value.cause
     assert rec.check("wal_integrity").passed is False
+
+
+def test_switch_points_out_of_order_are_followed_as_postgresql_follows_them(tmp_path):
+    histories = {2: "1\t0/7000000\tx\n", 3: "1\t0/7000000\tx\n2\t0/5000000\ty\n"}
+    archived = [tl(1, 3), tl(1, 4), tl(3, 5), tl(3, 6)]
+    route = plan(catalogue(tmp_path, archived, histories), backup(), "latest", record())
+    assert route.timeline == 3 and route.through(tl(1, 3), tl(1, 6)) == archived
+
+
+def test_an_empty_history_file_leaves_a_timeline_without_ancestors_which_is_named(tmp_path):
+    with pytest.raises(wi.WalIntegrityFailed, match="does not descend from the backup's timeline 1 .*names no parent"):
+        plan(catalogue(tmp_path, [tl(1, 3), tl(2, 5)], {2: ""}), backup(), "latest", record())
 
 
 def test_later_wal_without_its_history_file_is_named_red_past_the_backup(tmp_path):
@@ -176,7 +208,7 @@ def test_before_postgresql_12_a_point_in_time_restore_stays_on_the_backups_timel
 
 def test_pg_waldump_reads_staged_names_and_the_damage_is_named_by_the_archived_file(tmp_path):
     segments = [tl(1, 6), tl(2, 7), tl(2, 8)]
-    assert wi.staged_names(segments) == [tl(2, 6), tl(2, 7), tl(2, 8)]
+    assert ws.staged_names(segments) == [tl(2, 6), tl(2, 7), tl(2, 8)]
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "pg_waldump").write_text(
@@ -200,10 +232,10 @@ def test_a_segment_that_is_not_wal_is_damage_even_when_it_looks_encrypted(tmp_pa
     (tmp_path / "wals" / tl(1, 3)).write_bytes(b"\x85" + b"not WAL " * (SIZE // 8 - 1) + b"\0" * 7)
     staging = tmp_path / "staging"
     staging.mkdir()
-    damage, _ = wi._stage(Archive(), [tl(1, 3)], staging, SIZE, encrypted=lambda name: False)
+    damage = ws.stage(Archive(), [tl(1, 3)], staging, SIZE, encrypted=lambda name: False)
     assert damage is None and (staging / tl(1, 3)).is_symlink(), "staged for pg_waldump to judge, not 'encrypted'"
     with pytest.raises(SetupError, match="is encrypted"):
-        wi._stage(Archive(), [tl(1, 3)], tmp_path / "other", SIZE)   # no catalogue to say otherwise
+        ws.stage(Archive(), [tl(1, 3)], tmp_path / "other", SIZE)   # no catalogue to say otherwise
 
 
 def test_a_segment_that_is_not_wal_is_named_by_postgresqls_reader(tmp_path):
@@ -218,3 +250,107 @@ def test_a_segment_that_is_not_wal_is_named_by_postgresqls_reader(tmp_path):
     (staging / tl(1, 3)).write_bytes(b"this is a text file, not WAL\n" * (SIZE // 29) + b"\n" * (SIZE % 29))
     damage, _ = wi._read(pg, staging, [tl(1, 3)], "", "", SIZE)
     assert damage.startswith(f"segment {tl(1, 3)}: it is not a WAL segment"), damage
+
+
+# -- the timeline of each file's pages ------------------------------------------------------------
+
+class Archive:
+    """Barman's archive as the WAL checks see it: files under tmp_path/wals, no backup.info."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def wal_path(self, segment):
+        return self.root / "wals" / segment
+
+    def backup_info_path(self, backup_id):
+        return self.root / "no-backup.info"
+
+
+def archived(root: Path, segment: str, page_timeline: int) -> None:
+    """A segment whose first page has a long page header written on ``page_timeline`` (sparse after it)."""
+    path = Archive(root).wal_path(segment)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        out.write(struct.pack("=HHI", 0xD10D, 0x0002, page_timeline))
+        out.truncate(SIZE)
+
+
+def reader(root: Path, says: str = "") -> wi.PgBin:
+    """A pg_waldump that finds nothing wrong, or says ``says`` and fails."""
+    bindir = root / "bin"
+    bindir.mkdir(exist_ok=True)
+    said = f"echo 'pg_waldump: error: {says}' >&2\nexit 1\n" if says else "exit 0\n"
+    (bindir / "pg_waldump").write_text("#!/bin/sh\n" + said)
+    (bindir / "pg_waldump").chmod(0o755)
+    return wi.PgBin(bindir, "15.18")
+
+
+def read(root: Path, route, segments, pg=None, **backup_fields):
+    rec = record()
+    (root / "work").mkdir(exist_ok=True)
+    wi.wal_integrity(Archive(root), pg or reader(root), backup(**backup_fields), segments, rec, root / "work",
+                     start_lsn="0/6000028", page_timeline=route.page_timeline)
+    return rec
+
+
+def switched_route(tmp_path):
+    """Timeline 2 began at 0/70000E0: its first segment, 7, holds timeline 1's first page."""
+    return plan(catalogue(tmp_path, [tl(1, 6), tl(2, 7), tl(2, 8)], {2: "1\t0/70000E0\tx\n"}), backup(), "latest",
+                record())
+
+
+def test_across_a_switch_the_parents_first_page_in_the_childs_first_segment_is_sound(tmp_path):
+    route = switched_route(tmp_path)
+    for segment, page in ((tl(1, 6), 1), (tl(2, 7), 1), (tl(2, 8), 2)):
+        archived(tmp_path, segment, page)
+    rec = read(tmp_path, route, route.through(tl(1, 6), tl(1, 8)))
+    assert rec.check("wal_integrity").passed
+
+
+def test_a_parents_segment_archived_under_the_childs_name_is_named_red(tmp_path):
+    # pg_waldump reads the range as timeline 2's and only checks a page's timeline never goes down: it
+    # cannot tell timeline 1's file archived as 000000020000000000000008.
+    route = switched_route(tmp_path)
+    for segment, page in ((tl(1, 6), 1), (tl(2, 7), 1), (tl(2, 8), 1)):
+        archived(tmp_path, segment, page)
+    with pytest.raises(wi.WalIntegrityFailed) as red:
+        read(tmp_path, route, route.through(tl(1, 6), tl(1, 8)))
+    assert red.value.cause.startswith(f"WAL needed by backup B1 is damaged: segment {tl(2, 8)}: its first page "
+                                      "(0/8000000) belongs to timeline 1, not timeline 2, whose WAL recovery reads "
+                                      "there (a file of another timeline archived under this name)"), red.value.cause
+
+
+def test_a_later_timelines_segment_under_an_earlier_name_is_named_red(tmp_path):
+    route = plan(catalogue(tmp_path, [tl(1, 6), tl(1, 7)]), backup(), "latest", record())
+    archived(tmp_path, tl(1, 6), 1)
+    archived(tmp_path, tl(1, 7), 2)
+    with pytest.raises(wi.WalIntegrityFailed, match=f"segment {tl(1, 7)}: its first page .0/7000000. belongs to "
+                                                    "timeline 2, later than timeline 1 of its name"):
+        read(tmp_path, route, [tl(1, 6), tl(1, 7)])
+
+
+def test_a_backup_taken_in_its_timelines_first_segment_reads_the_parents_page_there(tmp_path):
+    # The backup began on timeline 2 inside the segment where 2 began: no history is followed, so
+    # what lies before the backup's start is not known and only a later timeline there would be damage.
+    fields = dict(timeline=2, begin=6, end=6, end_lsn="0/6000138")
+    taken = backup(**fields)
+    taken.raw["base_backup_information"]["begin_lsn"] = "0/6000028"
+    route = plan(catalogue(tmp_path, [tl(2, 6), tl(2, 7)]), taken, "latest", record())
+    archived(tmp_path, tl(2, 6), 1)
+    archived(tmp_path, tl(2, 7), 2)
+    assert route.page_timeline(0x6000000) is None and route.page_timeline(0x7000000) == 2
+    rec = record()
+    (tmp_path / "work").mkdir()
+    wi.wal_integrity(Archive(tmp_path), reader(tmp_path), taken, [tl(2, 6), tl(2, 7)], rec, tmp_path / "work",
+                     page_timeline=route.page_timeline)
+    assert rec.check("wal_integrity").passed
+
+
+def test_damage_pg_waldump_finds_first_is_the_one_named(tmp_path):
+    route = switched_route(tmp_path)
+    for segment, page in ((tl(1, 6), 1), (tl(2, 7), 1), (tl(2, 8), 1)):
+        archived(tmp_path, segment, page)
+    crc = "error in WAL record at 0/6000090: incorrect resource manager data checksum in record at 0/60000D0"
+    with pytest.raises(wi.WalIntegrityFailed, match=f"segment {tl(1, 6)}: first bad record at 0/60000D0"):
+        read(tmp_path, route, route.through(tl(1, 6), tl(1, 8)), pg=reader(tmp_path, crc))

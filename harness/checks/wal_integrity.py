@@ -1,45 +1,36 @@
 """WAL integrity, before any copy: every segment recovery will read, read record by record.
 
 `wal_continuity` proves each needed segment is listed and present; this proves each one is sound,
-with PostgreSQL's own WAL reader (pg_waldump of the backup's major): the right size, page headers of
-the right timeline and position, every record's CRC, continuity across segment boundaries. Barman may
-store segments compressed (gzip, bzip2, lz4, zstd, xz: recognized by their magic bytes) or under a
-suffix; they are decompressed into the run's directory first, and a segment that no longer
-decompresses is named as such. The first bad segment is named with the LSN of the first bad record
-and what is wrong with it.
+with PostgreSQL's own WAL reader (pg_waldump of the backup's major): every record's CRC, page headers
+of the right position whose timeline never goes down, continuity across segment boundaries. The files
+are staged first (harness.checks.wal_staging: decompressed, the right size). The first bad segment is
+named with the LSN of the first bad record and what is wrong with it.
 
 Across a timeline switch the segments are the files recovery reads (harness.checks.wal_route): the
 parent's, then the child's. pg_waldump reads one timeline's file names, so each file is staged under
 its position's name on the newest timeline of the range, and what pg_waldump says is mapped back to
-the archived file's own name.
+the archived file's own name. Staged so, pg_waldump cannot tell a file of the parent's archived under
+the child's name; so the timeline in each file's first page header is checked here too: never older
+than the timeline whose WAL lies at that position, as the history followed says (the parent's before
+the switch, even in the child's first segment), and never later than the file's name says.
 """
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
 import re
 import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.checks.wal_staging import UNKNOWN, Stopped, stage, staged_names
 from harness.errors import SetupError, VerificationFailed
 from harness.evidence.records import RestoreRecord
 from harness.postgres.binaries import PgBin
-from harness.postgres.wal import SEGMENT_SIZE, segment_name, segment_number, segment_of
-from harness.process.commands import run, run_to_file
-
-MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"),
-         (b"\x04\x22\x4d\x18", "lz4"))
-PYTHON_DECOMPRESS = {"gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open}
-TOOLS = {"zstd": ["zstd", "-d", "-q", "-c"], "lz4": ["lz4", "-d", "-q", "-c"]}
-SUFFIXES = ("", ".gz", ".bz2", ".xz", ".zst", ".lz4")
-UNKNOWN: Callable[[str], bool | None] = lambda name: None  # noqa: E731 (no catalogue to say if it is encrypted)
+from harness.postgres.wal import SEGMENT_SIZE, first_page_timeline, lsn_to_int, segment_name, segment_number, segment_of
+from harness.process.commands import run
 
 ERROR_AT = re.compile(r"(?:error in WAL record at|could not find a valid record after) ([0-9A-F]+/[0-9A-F]+)"
                       r"(?::\s*(.*))?")
@@ -75,23 +66,28 @@ class WalReading:
 def wal_integrity(barman, pg: PgBin, backup, segments: list[str], record: RestoreRecord, workdir: Path,
                   start_lsn: str = "", end_lsn: str = "", name: str = "wal_integrity",
                   raise_on_damage: bool = True, route: str = "",
-                  encrypted: Callable[[str], bool | None] = UNKNOWN, stop=None) -> WalReading | None:
+                  encrypted: Callable[[str], bool | None] = UNKNOWN, stop=None,
+                  page_timeline: Callable[[int], int | None] | None = None) -> WalReading | None:
     """Read ``segments`` (the files recovery reads, consecutive positions, oldest first) from ``start_lsn``
     (default: the backup's start) through ``end_lsn`` (default: the end of valid WAL in the last one).
     Records the outcome as check ``name`` (``route``: the timeline switches followed, said in it); raises
     WalIntegrityFailed on damage unless ``raise_on_damage`` is false (then the outcome is a warning).
     ``encrypted``: whether Barman's catalogue says a segment is encrypted (None: it does not say);
-    ``stop``: an Event that ends the reading early, when its outcome is no longer wanted."""
+    ``stop``: an Event that ends the reading early, when its outcome is no longer wanted;
+    ``page_timeline``: the timeline whose WAL lies at an LSN (WalRoute.page_timeline; None where unknown);
+    without it a first page is only checked not to be of a timeline later than its file's name."""
     if not segments:
         return None
     started = time.monotonic()
     staging = workdir / f"wal-integrity-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
-        damage, size = _stage(barman, segments, staging, _segment_size(barman, backup), encrypted)
+        size = _segment_size(barman, backup)
+        damage = stage(barman, segments, staging, size, encrypted, stop)
         end = end_lsn
         if damage is None:
-            damage, end = _read(pg, staging, segments, start_lsn or _begin_lsn(backup), end_lsn, size, stop)
+            damage, end = _read(pg, staging, segments, start_lsn or backup_begin_lsn(backup), end_lsn, size, stop)
+            damage, end = _first(damage, end, _page_timelines(staging, segments, size, page_timeline))
         reading = WalReading(len(segments), len(segments) * size, time.monotonic() - started, end)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -123,86 +119,33 @@ def _segment_size(barman, backup) -> int:
     return SEGMENT_SIZE
 
 
-def _stage(barman, segments: list[str], staging: Path, size: int,
-           encrypted: Callable[[str], bool | None] = UNKNOWN) -> tuple[str | None, int]:
-    """Each segment, as PostgreSQL would read it, into ``staging`` under its staged name: a link, or
-    decompressed."""
+def _page_timelines(staging: Path, segments: list[str], size: int,
+                    page_timeline: Callable[[int], int | None] | None) -> tuple[int, str] | None:
+    """The first segment whose first page belongs to an older timeline than the one whose WAL lies there,
+    or to a later one than its name's: (that page's LSN, the damage), or None. (A child's first segment
+    holds its parent's pages before the switch, so a page of a timeline in between is never damage.)"""
     for segment, staged in zip(segments, staged_names(segments, size), strict=True):
-        try:
-            found = next((path for path in (barman.wal_path(segment).with_name(segment + suffix)
-                                            for suffix in SUFFIXES) if path.exists()), None)
-        except OSError as exc:  # a directory of the archive the harness may not enter
-            return f"segment {segment} cannot be read ({barman.wal_path(segment).parent}: {exc.strerror})", size
-        if found is None:
-            return f"segment {segment} is missing from the archive", size
-        try:
-            kind = compression_of(found)
-        except OSError as exc:
-            return f"segment {segment} cannot be read ({found}: {exc.strerror})", size
-        if kind == "openpgp" and encrypted(segment) is False:
-            kind = None  # Barman's catalogue says it stored it unencrypted: bytes that are no WAL, read below
-        if kind == "openpgp":
-            raise SetupError(f"WAL segment {segment} is encrypted (OpenPGP, {found}): the harness does not read "
-                             "encrypted WAL, so its integrity is not verified: no verdict.")
-        target = staging / staged
-        if kind is None:
-            target.symlink_to(found)
+        written = first_page_timeline(staging / staged)
+        if written is None:  # no WAL page header: pg_waldump says what it is
+            continue
+        position = segment_number(segment, size) * size
+        expected, named = page_timeline(position) if page_timeline else None, int(segment[:8], 16)
+        if expected is not None and written < expected:
+            whose = f"not timeline {expected}, whose WAL recovery reads there"
+        elif written > named:
+            whose = f"later than timeline {named} of its name"
         else:
-            try:
-                _decompress(found, kind, target)
-            except Exception as exc:  # the archive's file is the problem, whatever the library says
-                return (f"segment {segment} ({kind}-compressed, {found}) cannot be decompressed: "
-                        f"{str(exc).strip() or type(exc).__name__}"), size
-        actual = target.stat().st_size
-        if actual != size:
-            return (f"segment {segment} has the wrong size: {actual} bytes instead of {size} ("
-                    + ("cut short; " if actual < size else "") + f"{found})"), size
-    return None, size
+            continue
+        return position, (f"segment {segment}: its first page ({_lsn_at(position)}) belongs to timeline {written}, "
+                          f"{whose} (a file of another timeline archived under this name)")
+    return None
 
 
-def staged_names(segments: list[str], size: int = SEGMENT_SIZE) -> list[str]:
-    """Each segment's name at its position on the newest timeline of the range (the last one's)."""
-    timeline = int(segments[-1][:8], 16)
-    return [segment_name(timeline, segment_number(segment, size), size) for segment in segments]
-
-
-def unpacked(path: Path) -> bytes:
-    """The bytes of a small archived file (a history file), decompressed when Barman compressed it."""
-    kind = compression_of(path)
-    if kind in PYTHON_DECOMPRESS:
-        with PYTHON_DECOMPRESS[kind](path, "rb") as packed:
-            return packed.read()
-    if kind in TOOLS and shutil.which(TOOLS[kind][0]):
-        done = subprocess.run([*TOOLS[kind], str(path)], capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-        if done.returncode != 0:
-            raise ValueError(done.stderr.decode(errors="replace").strip()[:300] or f"{kind} exit {done.returncode}")
-        return done.stdout
-    return path.read_bytes()
-
-
-def compression_of(path: Path) -> str | None:
-    """gzip, bzip2, xz, zstd, lz4, openpgp (Barman's encryption), or None for plain WAL."""
-    with open(path, "rb") as handle:
-        head = handle.read(6)
-    found = next((kind for magic, kind in MAGIC if head.startswith(magic)), None)
-    # An OpenPGP message opens with an encrypted-session-key packet; a WAL page never has these bytes first.
-    return found or ("openpgp" if head[:1] in (b"\x84", b"\x85", b"\x8c", b"\xc1", b"\xc3") else None)
-
-
-def _decompress(source: Path, kind: str, target: Path) -> None:
-    if kind in PYTHON_DECOMPRESS:
-        with PYTHON_DECOMPRESS[kind](source, "rb") as packed, open(target, "wb") as out:
-            shutil.copyfileobj(packed, out, 1 << 20)
-        return
-    tool = shutil.which(TOOLS[kind][0])
-    if tool is None:
-        raise SetupError(f"WAL is {kind}-compressed and no `{TOOLS[kind][0]}` is installed to read it.",
-                         f"Install {TOOLS[kind][0]} (Debian: apt-get install {TOOLS[kind][0]}).")
-    done = run_to_file([tool, *TOOLS[kind][1:], source], target, timeout=300)
-    if done.returncode is None:
-        raise SetupError(f"Decompressing {source} did not finish in time: no verdict.")
-    if done.returncode != 0:
-        raise ValueError(done.stdout.strip()[:300] or f"{tool} exit {done.returncode}")
+def _first(damage: str | None, end: str, page: tuple[int, str] | None) -> tuple[str | None, str]:
+    """What pg_waldump found, or a first page of another timeline, whichever comes first in the WAL."""
+    if page is None or (damage is not None and (not end or lsn_to_int(end) <= page[0])):
+        return damage, end
+    return page[1], _lsn_at(page[0])
 
 
 def _read(pg: PgBin, staging: Path, segments: list[str], start_lsn: str, end_lsn: str,
@@ -218,6 +161,9 @@ def _read(pg: PgBin, staging: Path, segments: list[str], start_lsn: str, end_lsn
     # Barman archives whole segments only: valid WAL never just ends inside one (a switch record, or
     # a record going on into the next segment, ends it), so any error here is damage.
     done = run(argv + [staged[0], staged[-1]], timeout=max(120, 10 * len(segments)), check=False, stop=stop)
+    if done.returncode is None and stop is not None and stop.is_set():
+        raise Stopped(f"Reading {len(segments)} WAL segments with pg_waldump was stopped: the restore ended "
+                      "before it: no verdict from it.")
     if done.returncode is None:
         raise SetupError(f"Reading {len(segments)} WAL segments with pg_waldump did not finish in time: no verdict.",
                          details=done.stdout[-1000:])
@@ -247,13 +193,16 @@ def _read(pg: PgBin, staging: Path, segments: list[str], start_lsn: str, end_lsn
     return f"segment {segment}: first bad record at {lsn}: {what} ({reason})", lsn
 
 
-def _begin_lsn(backup) -> str:
+def backup_begin_lsn(backup) -> str:
     info = getattr(backup, "raw", {}) or {}
     return str(info.get("base_backup_information", {}).get("begin_lsn") or info.get("begin_xlog") or "")
 
 
 def _lsn_of(segment: str, size: int, offset: int = 0) -> str:
-    position = segment_number(segment, size) * size + offset
+    return _lsn_at(segment_number(segment, size) * size + offset)
+
+
+def _lsn_at(position: int) -> str:
     return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
 
 

@@ -18,13 +18,15 @@ import zlib
 from dataclasses import dataclass
 
 from harness.barman.wal_catalogue import WalCatalogue
-from harness.checks.wal_integrity import WalIntegrityFailed, unpacked
+from harness.checks.wal_integrity import WalIntegrityFailed, backup_begin_lsn, backup_end_lsn
+from harness.checks.wal_staging import unpacked
 from harness.errors import VerificationFailed
 from harness.evidence.records import RestoreRecord
 from harness.postgres.timelines import HistoryDamaged, Switch, TimelineHistory, history_name, parse_history
 from harness.postgres.wal import SEGMENT_SIZE, lsn_to_int, segment_name, segment_number
 
 FOLLOWS_LATEST_SINCE = 120000  # recovery_target_timeline defaults to 'latest' from PostgreSQL 12 on
+UNKNOWN_FROM = 1 << 64         # known_from when even the backup's start is unknown: no LSN
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class WalRoute:
     promotes_to: int = 0                   # the timeline a promotion at the end opens
     catalogue: WalCatalogue | None = None  # what the archive holds
     history: str = ""                      # the history file followed ("" when none)
+    known_from: int = 0                    # the LSN from which the backup's timeline is known in use
 
     @property
     def crosses(self) -> bool:
@@ -60,6 +63,18 @@ class WalRoute:
     def through(self, first: str, last: str) -> list[str]:
         """The files recovery reads from position ``first`` through position ``last``."""
         return [self.segment(number) for number in range(segment_number(first), segment_number(last) + 1)]
+
+    def page_timeline(self, lsn: int) -> int | None:
+        """The timeline whose WAL lies at ``lsn``, which page headers there carry (PostgreSQL's
+        tliOfPointInHistory): a child's first segment holds its parent's pages before the switch. None
+        where the route does not know (before the backup's timeline is known to have begun)."""
+        spans, begin = [], self.known_from
+        for switch in self.switches:
+            spans.append((switch.timeline, begin, lsn_to_int(switch.lsn)))
+            begin = lsn_to_int(switch.lsn)
+        spans.append((self.timeline, begin, None))
+        return next((tli for tli, start, end in reversed(spans) if start <= lsn and (end is None or lsn < end)),
+                    None)
 
     def newest(self) -> str:
         """The newest archived segment on the route ("" when none is)."""
@@ -95,12 +110,15 @@ def plan(catalogue: WalCatalogue, backup, target_kind: str, record: RestoreRecor
             "Barman's archive, or drill a backup taken on the current timeline."))
     route = dict(backup_timeline=backup.timeline, timeline=timeline, promotes_to=newest + 1, catalogue=catalogue)
     if timeline == backup.timeline:
-        return WalRoute(begins=((timeline, 0),), **route)
+        # No history followed: the backup's timeline is known in use from the backup's start on.
+        begin = backup_begin_lsn(backup)
+        return WalRoute(begins=((timeline, 0),), known_from=lsn_to_int(begin) if begin else UNKNOWN_FROM, **route)
     history = _history(catalogue, backup, timeline, record)
     switches = tuple(switch for switch in history.switches if switch.timeline >= backup.timeline)
     begins = [(backup.timeline, 0)] + [(tli, history.begin(tli) // SEGMENT_SIZE)
                                        for tli in history.timelines() if tli > backup.timeline]
-    return WalRoute(begins=tuple(begins), switches=switches, history=history_name(timeline), **route)
+    return WalRoute(begins=tuple(begins), switches=switches, history=history_name(timeline),
+                    known_from=history.begin(backup.timeline), **route)
 
 
 def _history(catalogue: WalCatalogue, backup, timeline: int, record: RestoreRecord) -> TimelineHistory:
@@ -108,31 +126,29 @@ def _history(catalogue: WalCatalogue, backup, timeline: int, record: RestoreReco
     path = catalogue.histories[timeline]
     name = history_name(timeline)
     try:
-        history = parse_history(unpacked(path).decode("utf-8", errors="replace"), timeline)
+        history = parse_history(unpacked(path, catalogue.encrypted(name)), timeline)
     except (HistoryDamaged, OSError, EOFError, ValueError, lzma.LZMAError, zlib.error,
             subprocess.SubprocessError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        # What PostgreSQL says of a file it refuses; one it cannot restore it takes for no history at all.
+        said = f"PostgreSQL: {exc.postgres}" if isinstance(exc, HistoryDamaged) else \
+            "PostgreSQL could not restore the file and would not follow the switch"
         raise record.failed("wal_integrity", WalIntegrityFailed(
             f"WAL needed by backup {backup.backup_id} is damaged: the timeline history file {name} ({path}) "
-            f"cannot be used: {reason}. Recovery follows timeline {timeline} with it and would stop "
-            "(PostgreSQL: syntax error in history file).",
+            f"cannot be used: {reason}. Recovery follows timeline {timeline} with it and would stop ({said}).",
             f"Restore {name} from another copy (the promoted server's pg_wal holds it), or drill a backup "
             f"taken on timeline {timeline}.")) from None
     left = history.left(backup.timeline)
     if backup.timeline not in history.timelines():
+        ancestry = " -> ".join(map(str, history.timelines())) if history.switches else "it names no parent timeline"
         problem = (f"timeline {timeline}, the newest in the archive, does not descend from the backup's timeline "
-                   f"{backup.timeline} (its history, {name}: {' -> '.join(map(str, history.timelines()))})")
-    elif left and lsn_to_int(left) < lsn_to_int(_end_lsn(backup) or "0/0"):
+                   f"{backup.timeline} (its history, {name}: {ancestry})")
+    elif left and lsn_to_int(left) < lsn_to_int(backup_end_lsn(backup) or "0/0"):
         problem = (f"timeline {timeline} left the backup's timeline {backup.timeline} at {left}, before the "
-                   f"backup ended at {_end_lsn(backup)} ({name})")
+                   f"backup ended at {backup_end_lsn(backup)} ({name})")
     else:
         return history
     raise record.failed("wal_integrity", WalIntegrityFailed(
         f"WAL after backup {backup.backup_id} cannot be followed: {problem}; recovery to timeline {timeline} "
         f"would fail (PostgreSQL: requested timeline {timeline} is not a child of this server's history).",
         "The archive's newest timeline branches off before this backup: drill a backup taken on it."))
-
-
-def _end_lsn(backup) -> str:
-    info = getattr(backup, "raw", {}) or {}
-    return str(info.get("base_backup_information", {}).get("end_lsn") or info.get("end_xlog") or "")

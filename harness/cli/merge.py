@@ -4,7 +4,7 @@
 
 Each SHARD_DIR is one shard's reports directory (its ``--reports-dir``): its newest ``drill-*.json``
 and its JUnit file (``junit.xml``, else its newest ``*.xml``) are read. OUT_DIR receives one
-``junit.xml``, one ``drill-<stamp>.json``, one ``drill-<stamp>.html`` and the metrics file
+``junit.xml``, one ``drill-<stamp>-<run id>.json``, one ``.html`` of that name and the metrics file
 (``--metrics-file``, default OUT_DIR/pgbv.prom). A shard missing, unreadable or given twice, shards
 that collected different plans, a drill reported twice: each is said, and each makes the merged
 verdict "no verdict". Exit codes as pgbv-nightly: 0 every drill verified, 1 a drill failed
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from harness.config import add_arguments, from_arguments
 from harness.errors import HarnessError
-from harness.evidence.files import utc_stamp
+from harness.evidence.files import evidence_stem
 from harness.evidence.junit_merge import (
     JUnitUnreadable,
     failed_cases,
@@ -35,8 +35,10 @@ from harness.evidence.report_json import write_json
 
 
 def newest(directory: Path, pattern: str) -> Path | None:
-    found = sorted(directory.glob(pattern))   # drill-<UTC stamp>.json: name order is time order
-    return found[-1] if found else None
+    """drill-<UTC stamp>-<run id>.json: the stamp orders by time (to the second, whatever copying did to the
+    files' times); within one second, the file written last."""
+    return max(directory.glob(pattern), key=lambda path: (path.name.split("-")[1][:16], path.stat().st_mtime),
+               default=None)
 
 
 def read_shard(directory: Path):
@@ -95,11 +97,11 @@ def main(argv: list[str] | None = None) -> int:
                                "shard's next time.", "Give another OUT_DIR.")
         merged, shards = merge_directories(args.shard_dirs)
         record = merged.record
-        stamp = utc_stamp()
+        stem = evidence_stem(record.facts["run_id"])
         out.mkdir(parents=True, exist_ok=True)
         fold_junit(shards, merged.problem_cases).write(str(out / "junit.xml"), pretty=True)
-        written = [out / "junit.xml", write_json(record, out / f"drill-{stamp}.json", []),
-                   write_html(record, out / f"drill-{stamp}.html", [])]
+        written = [out / "junit.xml", write_json(record, out / f"{stem}.json", []),
+                   write_html(record, out / f"{stem}.html", [])]
     except HarnessError as exc:
         print(f"pgbv-merge: NO VERDICT: {exc.render()}", file=sys.stderr)
         return 2
@@ -128,6 +130,10 @@ def write_merged_metrics(merged: Merged, path: Path) -> list[Path]:
             print(f"pgbv-merge: metrics: {note}")
     except MetricsNotWritten as exc:
         print(f"pgbv-merge: metrics NOT WRITTEN (the verdict stands): {exc.render()}")
+        return []
+    except Exception as exc:  # a bug of the harness: said, and the merged verdict and reports stand
+        print(f"pgbv-merge: metrics NOT WRITTEN (the verdict stands): the harness itself failed "
+              f"({type(exc).__name__}: {exc}); this is a bug of pgbv, please report it with this line")
         return []
     return [path]
 

@@ -6,7 +6,8 @@ Runs every drill (``-m drill``; hypothesis profile ``nightly`` unless DRILL_HYPO
 says otherwise) through pytest in this process and exits with:
   0  every drill was verified
   1  at least one drill failed verification (a backup did not restore exactly)
-  2  no verdict: the stack could not be brought up, the run was interrupted or could not start
+  2  no verdict: the stack could not be brought up, the run was interrupted (SIGTERM, Ctrl-C) or
+     could not start, a drill could not run or the harness itself failed
 A server the run did not verify is named with, from the run history, since when it has not been.
 """
 
@@ -45,6 +46,9 @@ class _Verdict:
                 self.unverified = unverified_servers(state.history, state.record)
             except HistoryUnavailable as exc:
                 self.unverified = [f"the run history could not be read ({exc.cause})"]
+            except Exception as exc:  # a bug reading it must not turn a red into "pytest could not run"
+                self.unverified = [f"the run history could not be read (the harness failed: {type(exc).__name__}: "
+                                   f"{exc}; a bug of pgbv, please report it)"]
 
 
 def main(argv: list[str] | None = None) -> int:

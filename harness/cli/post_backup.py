@@ -9,7 +9,8 @@ drills exactly that backup on --stack existing. By default the drill runs in the
 hook returns at once (a backup should not wait for its drill); --wait runs it in the foreground.
 A backup still WAITING_FOR_WALS is drilled once Barman marks it DONE (up to --wal-timeout); a FAILED
 one is not drilled. One drill per server at a time: the next waits its turn (up to --queue-timeout).
-What it did goes to <reports dir>/post-backup/<server>.log.
+What it did goes to <reports dir>/post-backup/<server>.log. --reports-dir and the drill's paths
+(--workdir, --metrics-file, --history, --pg-bindir; also as DRILL_* variables) must be absolute.
 
 Exit codes (Barman retries a retry script until it exits 0, 62 or 63; this one never exits anything else):
   0   the drill was started in the background; with --wait: verified; or there is nothing to drill
@@ -34,13 +35,14 @@ from harness.hook.drill import (
     drill_argv,
     given_settings,
     junit_path,
+    require_absolute_paths,
     run_drill,
     summary_line,
     wait_while_waiting_for_wals,
 )
 from harness.hook.event import (
     ABORT_CONTINUE,
-    VERIFIED,
+    EXIT_OK,
     WAITING,
     BackupEvent,
     decide,
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv, os.environ)
     except SystemExit as exc:  # --help
-        return VERIFIED if exc.code in (0, None) else ABORT_CONTINUE
+        return EXIT_OK if exc.code in (0, None) else ABORT_CONTINUE
     except HarnessError as exc:
         print(f"pgbv-post-backup: exit 62, no drill: {exc.render()}", file=sys.stderr)
         return ABORT_CONTINUE
@@ -144,14 +146,16 @@ def _reports_dir(options, env) -> Path:
 def _act(call: Call, log: HookLog) -> int:
     options, event = call.options, call.event
     log.say(("detached drill process: " if options.detached_child else "called: ") + event.describe())
-    from_arguments(options)        # a bad option on the hook's line is said at once, whatever the backup
+    # A bad hook line is said at once, whatever the backup (a FAILED one, the pre phase): not only when
+    # a backup is drilled at last.
+    require_absolute_paths(from_arguments(options))
+    settings = given_settings(options)
     decision = decide(event)
     if decision.action in ("ignore", "refuse"):
         return log.end(decision.exit_code, decision.reason)
-    settings = given_settings(options)
     if not options.wait:
         pid = _detach(call, log.path)
-        return log.end(VERIFIED, f"{decision.reason} Its drill runs in the background (pid {pid}); the verdict "
+        return log.end(EXIT_OK, f"{decision.reason} Its drill runs in the background (pid {pid}); the verdict "
                                  f"follows in {log.path}.")
     if decision.action == "wait":
         if options.wal_timeout <= 0:
@@ -166,7 +170,7 @@ def _act(call: Call, log: HookLog) -> int:
             return log.end(ABORT_CONTINUE, f"skipped, no drill: {exc.cause} Is `barman cron` running and WAL "
                                            f"arriving? Drill it later with pgbv-nightly --backups {event.backup_id}.")
         if status != "DONE":
-            return log.end(VERIFIED, f"backup {event.backup_id} is now {status}: nothing to drill.")
+            return log.end(EXIT_OK, f"backup {event.backup_id} is now {status}: nothing to drill.")
         log.say(f"backup {event.backup_id} is now DONE")
     return _drill_under_lock(call, settings, log)
 

@@ -11,8 +11,9 @@ One stack per state directory (--state-dir). Exit codes:
   0  done: up, shown, healthy, taken down, or nothing was up to take down (`down` says so)
   1  `status`: the stack is recorded but unhealthy (server unreachable or `barman check` failing);
      `down`: something could not be removed (named; the record stays, run `down` again)
-  2  nothing done: a stack is already up (`up`), none is (`env`, `status`), bad input, no Docker
-     engine, a port taken, or the stack could not come up (whatever had started is removed)
+  2  nothing done: a stack is already up (`up`), none is (`env`, `status`), another `up` or `down`
+     of the state directory is under way (`up`, `down`), bad input, no Docker engine, a port taken,
+     or the stack could not come up (whatever had started is removed)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import sys
 from harness.config import add_arguments, from_arguments
 from harness.errors import HarnessError
 from harness.stacks.kept import KINDS, keep_up, status, take_down
-from harness.stacks.kept_state import exports, load, state_path
+from harness.stacks.kept_state import StackBusy, exports, load, state_path
 
 UP_SETTINGS = ("stack", "pg_bindir", "server_user", "source_port", "workdir", "compose_project", "barman_server",
                "state_dir")
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if healthy else 1
     except HarnessError as exc:
         _say(exc.render())
-        return 1 if args.command == "down" else 2
+        return 1 if args.command == "down" and not isinstance(exc, StackBusy) else 2
     except KeyboardInterrupt:
         _say("interrupted" + ("; what had started was removed" if args.command == "up" else ""))
         return 2
@@ -107,7 +108,14 @@ def _down(config) -> int:
 
 def _password(state) -> str:
     """The application role's password, from the stack's env file."""
-    for line in state.env_file.read_text().splitlines():
+    try:
+        text = state.env_file.read_text()
+    except OSError as exc:
+        raise HarnessError(f"The stack's env file {state.env_file}, which holds its password, cannot be read: "
+                           f"{exc.strerror or exc}.", "Is its run directory gone (a reboot, removed by hand)? "
+                           "`pgbv-stack status` shows what is left; `pgbv-stack down`, then `up`, makes a new "
+                           "one.") from None
+    for line in text.splitlines():
         if line.startswith("export DB_PASSWORD="):
             return shlex.split(line.split("=", 1)[1])[0]
     raise HarnessError(f"{state.env_file} holds no DB_PASSWORD.", "Take the stack down and bring it up again.")

@@ -5,7 +5,8 @@ it into the scratch. Neither needs the other, so a check can run while the copy 
 server does not start before every check passed. Each check writes into a record of its own; `settle()`
 waits for all, moves their outcomes into the restore's record in the order the checks were started, and
 raises the first failure in that order. `failure` is set the moment one fails, so the copy stops early;
-`abandoned` when the restore ends before they settled (a failure elsewhere, Ctrl-C), so they stop too.
+`abandoned` when the restore ends before they settled (a failure elsewhere, Ctrl-C), so they stop too:
+a check still queued never starts, and the outcomes of those that finished before are still recorded.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class ChecksAside:
         """Run ``check(record, *args)`` in a thread; its outcomes are recorded by ``settle()``."""
         own = dataclasses.replace(self.record, checks=[])
         future = self._pool.submit(check, own, *args)
-        future.add_done_callback(lambda done: done.exception() is not None and self.failure.set())
+        future.add_done_callback(lambda done: not done.cancelled() and done.exception() is not None
+                                 and self.failure.set())
         self._checks.append((own, future))
         return future
 
@@ -49,18 +51,34 @@ class ChecksAside:
 
     def settle(self) -> None:
         """Wait for every check; record their outcomes in order; raise the first failure."""
-        checks, self._checks = self._checks, []
-        for own, future in checks:
-            error = future.exception()
+        while self._checks:
+            own, future = self._checks[0]
+            error = future.exception()  # waits; a Ctrl-C here leaves this check for __exit__ to record
+            del self._checks[0]
             self.record.checks.extend(own.checks)
             if error is not None:
+                self._checks.clear()  # the record stops at the first failure
                 raise error
 
     def __enter__(self) -> ChecksAside:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        # Checks still running when the restore ended elsewhere are no longer evidence: told to stop.
+        # The restore ended before settle() (an error in the copy, Ctrl-C): checks that had finished are
+        # evidence and recorded; those still running are no longer, and are told to stop; queued ones
+        # never start.
+        finished = [(own, future) for own, future in self._checks if future.done()]
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self.failure.set()
         self.abandoned.set()
         self._pool.shutdown(wait=True)
+        self._record_finished(finished)
+
+    def _record_finished(self, finished: list[tuple[RestoreRecord, Future]]) -> None:
+        """Outcomes of checks that ended before the restore did, in order, through the first failure;
+        never raises (the restore's own exception is the one that goes on)."""
+        self._checks.clear()
+        for own, future in finished:
+            self.record.checks.extend(own.checks)
+            if future.exception() is not None:
+                return

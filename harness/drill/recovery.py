@@ -112,7 +112,7 @@ def _wal_read(record: RestoreRecord, barman: Barman, server, backup: Backup, tar
     wal_integrity.wal_integrity(barman, wal_reader(server, backup), backup, segments, record, server.data_dir.parent,
                                 start_lsn=wal_integrity.segment_start(segments[0]) if from_watermark else "",
                                 end_lsn=_stop_lsn(backup, target), route=route.describe(),
-                                encrypted=route.encrypted, stop=stop)
+                                encrypted=route.encrypted, stop=stop, page_timeline=route.page_timeline)
 
 
 def _wal_after_target(record: RestoreRecord, barman: Barman, server, backup: Backup, target: RecoveryTarget,
@@ -125,7 +125,8 @@ def _wal_after_target(record: RestoreRecord, barman: Barman, server, backup: Bac
     wal_integrity.wal_integrity(barman, wal_reader(server, backup), backup,
                                 route.through(route.segment_of(after), newest), record, server.data_dir.parent,
                                 start_lsn=after, name="wal_after_target", raise_on_damage=False,
-                                route=route.describe(), encrypted=route.encrypted, stop=stop)
+                                route=route.describe(), encrypted=route.encrypted, stop=stop,
+                                page_timeline=route.page_timeline)
 
 
 def _stop_lsn(backup: Backup, target: RecoveryTarget) -> str:

@@ -11,13 +11,12 @@ another's.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
-from harness.process.waiting import WaitTimedOut, wait_until
+from harness.process.filelock import locked
+from harness.process.waiting import WaitTimedOut
 
 STATE_FILE = "wal-integrity-state.json"
 
@@ -50,23 +49,14 @@ class Watermarks:
         if isinstance(current, dict) and str(current.get("segment", "")) >= segment:
             return
         data[server][str(timeline)] = {"segment": segment,
-                                       "verified_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+                                       "verified_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
         temporary.write_text(json.dumps(data, indent=1) + "\n")
         os.replace(temporary, self.path)   # whole or not at all: a reader never sees half a file
 
-    @contextmanager
     def _locked(self):
-        """An exclusive lock on a file beside the state (the state itself is replaced, not rewritten)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
-            # Held by another run for a read and a rename: milliseconds, unless that run hangs.
-            wait_until(lambda: _try_lock(lock), what=f"the lock of {self.path}", timeout=10,
-                       tolerate=(BlockingIOError,))
-            yield
-
-
-def _try_lock(handle) -> bool:
-    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return True
+        """An exclusive lock on a file beside the state (the state itself is replaced, not rewritten).
+        Held by another run for a read and a rename: milliseconds, unless that run hangs."""
+        return locked(self.path.with_name(self.path.name + ".lock"), "a WAL watermark update", timeout=10,
+                      busy="another run updating the WAL watermarks", interval=0.1)

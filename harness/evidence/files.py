@@ -1,4 +1,5 @@
-"""What every evidence file shares: the UTC stamp in its name, and redaction of what goes into it."""
+"""What every evidence file shares: the UTC stamp (and the run's id) in its name, and redaction of what goes
+into it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from harness.process.redact import redact
 
 def utc_stamp(moment: dt.datetime | None = None) -> str:
     return (moment or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def evidence_stem(run_id: str, moment: dt.datetime | None = None) -> str:
+    """``drill-<UTC stamp>-<run id, 8 characters>``, the name of a run's JSON and HTML: in time order by
+    name, and apart for two runs that end in one second into one reports dir (the hook's drills of
+    several servers share one)."""
+    return f"drill-{utc_stamp(moment)}-{run_id[:8]}"
 
 
 def redacted(value, secrets: list[str]):

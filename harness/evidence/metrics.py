@@ -12,8 +12,6 @@ outcome, the versions, and the one backup id last verified per server.
 
 from __future__ import annotations
 
-import fcntl
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +23,8 @@ from harness.errors import HarnessError
 from harness.evidence.records import RunRecord
 from harness.evidence.run_history import HistoryUnavailable, RunHistory
 from harness.evidence.servers import OUTCOMES, VERIFIED, ServerRun, run_time, server_runs
-from harness.process.waiting import WaitTimedOut, wait_until
+from harness.process.filelock import locked
+from harness.process.waiting import WaitTimedOut
 
 PREFIX = "pgbv"
 LABELS = ("server", "stack")
@@ -103,17 +102,28 @@ def read_metrics(path: Path, notes: list[str] | None = None) -> State:
     except FileNotFoundError:
         return {}
     state: State = {}
+    left_out: list[str] = []   # samples of the file this harness cannot read (a label missing, NaN counts)
     try:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 labels = dict(sample.labels)
                 key = (labels.pop("server", None), labels.pop("stack", None))
-                if key[0] is not None and key[1] is not None:
-                    _read_sample(state.setdefault(key, ServerMetrics()), sample.name, labels, sample.value)
+                if key[0] is None or key[1] is None:
+                    continue
+                metrics = state.get(key) or ServerMetrics()
+                try:
+                    _read_sample(metrics, sample.name, labels, sample.value)
+                except (KeyError, ValueError, OverflowError):
+                    left_out.append(f"{sample.name}{dict(sample.labels)} {sample.value}")
+                    continue
+                state[key] = metrics
     except ValueError as exc:
         if notes is not None:
             notes.append(f"the previous metrics file {path} could not be parsed ({exc}): counters start again")
         return {}
+    if left_out and notes is not None:
+        notes.append(f"{len(left_out)} sample(s) of the previous metrics file {path} could not be read and are left "
+                     f"out (e.g. {left_out[0]}): what they held starts again")
     return state
 
 
@@ -166,23 +176,10 @@ def _fill_from_history(state: State, history: RunHistory | None, record: RunReco
             metrics.verified_backup_end = success.backup_end_time
 
 
-@contextmanager
 def _locked(path: Path, timeout: float = 60.0):
     """An exclusive lock beside the file, held through read, update and rename."""
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
-        def acquired() -> bool:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            return True
-
-        wait_until(acquired, what=f"the lock on {path} (another run writing its metrics)", timeout=timeout,
-                   interval=0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return locked(path.with_name(path.name + ".lock"), "a metrics update", timeout=timeout,
+                  busy="another run writing its metrics")
 
 
 class _Snapshot:

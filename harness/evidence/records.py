@@ -125,13 +125,21 @@ class RunRecord:
         return ids
 
     @property
+    def interrupted(self) -> str:
+        """Why the run stopped before every drill it chose had run (the fact ``run_interrupted``), else ""."""
+        return self.facts.get("run_interrupted", "")
+
+    @property
     def verified(self) -> bool:
+        """A pass, nothing red, nothing without a verdict, and every drill run: a run stopped early
+        (SIGTERM, -x) vouches for nothing, since what it did not reach was not verified."""
         c = self.counts()
-        return c["failed"] == c["error"] == 0 and c["passed"] > 0
+        return c["failed"] == c["error"] == 0 and c["passed"] > 0 and not self.interrupted
 
     def summary_line(self) -> str:
         c = self.counts()
         total = sum(c.values())
         verdict = "VERIFIED" if self.verified else "NOT VERIFIED"
+        stopped = f"; the run stopped before every drill ran ({self.interrupted})" if self.interrupted else ""
         return (f"{verdict}: {c['passed']}/{total} drills passed, {c['failed']} failed, {c['error']} errors, "
-                f"{c['skipped']} skipped; {len(self.backups())} backups used")
+                f"{c['skipped']} skipped; {len(self.backups())} backups used{stopped}")

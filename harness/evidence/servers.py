@@ -3,7 +3,8 @@ run history and the trends speak of.
 
 A drill names its server in the fact ``barman_server``. A drill without one that was skipped touched
 no server and belongs to none; one that ran (or failed to) without it is counted under ``unknown``,
-so that it is never lost from a verdict.
+so that it is never lost from a verdict, and no server of the run is verified: which server's drill
+it was is not known. Neither is any server of a run that stopped before every drill ran.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class ServerRun:
     server: str
     stack: str
     drills: list[DrillRecord]
+    unsettled: str = ""   # why no server of the run can be verified (stopped early, a drill of no known server)
 
     def counts(self) -> dict[str, int]:
         counted = Counter(drill.outcome for drill in self.drills)
@@ -68,11 +70,12 @@ class ServerRun:
 
     @property
     def verdict(self) -> str:
-        """As for the whole run: a red wins; verified needs a pass and nothing left without a verdict."""
+        """As for the whole run: a red wins; verified needs a pass, nothing left without a verdict, and
+        nothing unsettled in the run."""
         counts = self.counts()
         if counts["failed"]:
             return FAILED
-        if counts["passed"] and not counts["error"]:
+        if counts["passed"] and not counts["error"] and not self.unsettled:
             return VERIFIED
         return NO_VERDICT
 
@@ -121,9 +124,12 @@ def server_runs(run: RunRecord) -> list[ServerRun]:
     """The run's drills by (server, stack), in order of first appearance."""
     stack = run.facts.get("stack") or UNKNOWN
     groups: dict[str, list[DrillRecord]] = {}
+    unsettled = f"the run stopped before every drill ran ({run.interrupted})" if run.interrupted else ""
     for drill in run.drills:
         server = drill.facts.get("barman_server") or ""
         if not server and drill.outcome == "skipped":
             continue
+        if not server:
+            unsettled = unsettled or f"the drill {drill.nodeid} names no Barman server"
         groups.setdefault(server or UNKNOWN, []).append(drill)
-    return [ServerRun(server, stack, drills) for server, drills in groups.items()]
+    return [ServerRun(server, stack, drills, unsettled) for server, drills in groups.items()]

@@ -14,17 +14,19 @@ from pathlib import Path
 
 import harness
 from harness.barman.readonly import ExistingBarman
-from harness.config import SETTINGS, ConfigError
+from harness.config import SETTINGS, ConfigError, DrillConfig
 from harness.errors import CommandFailed
 from harness.hook.event import WAITING, BackupEvent
 from harness.hook.lock import safe_name
 from harness.postgres.binaries import find_barman
 from harness.process.commands import stop_process_group
 from harness.process.progress import QUIET
+from harness.process.redact import redact_file
 from harness.process.waiting import wait_until
 
 DRILLS = Path(harness.__file__).resolve().parent / "plugin" / "existing_drills.py"
 FROM_BARMAN = ("stack", "barman_config", "barman_server", "backups")   # the hook takes these from Barman's call
+PATHS = ("workdir", "metrics_file", "history", "pg_bindir")   # would resolve against the drill's cwd, not Barman's
 STOP_GRACE = 120  # seconds a drill past its deadline gets to tear its scratch servers down
 
 
@@ -44,6 +46,18 @@ def given_settings(namespace) -> list[str]:
         else:
             argv += [setting.flag, str(value)]
     return argv
+
+
+def require_absolute_paths(config: DrillConfig) -> None:
+    """Refuse a relative path among the drill's settings (from the hook's line or a DRILL_* variable)."""
+    for setting in SETTINGS:
+        value = getattr(config, setting.name, None) if setting.name in PATHS else None
+        if value is not None and not Path(value).is_absolute():
+            given = setting.flag + (f" (or {setting.env})" if setting.env else "")
+            raise ConfigError(f"The post-backup hook needs an absolute {given}, given: {value}. Barman starts hooks "
+                              "in whatever directory it was started in, and the drill runs in <reports "
+                              "dir>/post-backup: a relative path would name neither.",
+                              f"Give {setting.flag} as an absolute path on the hook's line in barman.conf.")
 
 
 def junit_path(reports_dir: Path, event: BackupEvent) -> Path:
@@ -78,7 +92,15 @@ def wait_while_waiting_for_wals(event: BackupEvent, timeout: float, interval: fl
 
 
 def run_drill(argv: list[str], output: Path, timeout: float, cwd: Path, keep_fds: tuple[int, ...] = ()) -> int | None:
-    """Run the drill with its console output appended to ``output``; its exit code, None past ``timeout``."""
+    """Run the drill with its console output appended to ``output``; its exit code, None past ``timeout``.
+    The output is the drill's raw console: it is redacted once the drill has ended, however it ended."""
+    try:
+        return _run_drill(argv, output, timeout, cwd, keep_fds)
+    finally:
+        redact_file(output, [])
+
+
+def _run_drill(argv: list[str], output: Path, timeout: float, cwd: Path, keep_fds: tuple[int, ...]) -> int | None:
     with open(output, "ab") as out:
         out.write(f"\n=== {' '.join(argv)}\n".encode())
         out.flush()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-VERIFIED = 0          # the drill was launched (in the background), verified (--wait), or there is nothing to drill
+EXIT_OK = 0           # the drill was launched (in the background), verified (--wait), or there is nothing to drill
 ABORT_CONTINUE = 62   # the drill was red, had no verdict or could not run: Barman logs a warning and goes on
 
 # The hooks this script is meant for (BARMAN_HOOK): a recovery or delete hook also gets a backup id.
@@ -57,7 +57,7 @@ class Decision:
 
     @property
     def exit_code(self) -> int:
-        return ABORT_CONTINUE if self.action == "refuse" else VERIFIED
+        return ABORT_CONTINUE if self.action == "refuse" else EXIT_OK
 
 
 def decide(event: BackupEvent) -> Decision:
@@ -84,7 +84,7 @@ def decide(event: BackupEvent) -> Decision:
 
 def exit_code_of_drill(returncode: int | None) -> int:
     """pgbv-nightly's 0 (verified) stays 0; red (1), no verdict (2), killed or anything else is 62."""
-    return VERIFIED if returncode == 0 else ABORT_CONTINUE
+    return EXIT_OK if returncode == 0 else ABORT_CONTINUE
 
 
 def verdict_of_drill(returncode: int | None) -> str:

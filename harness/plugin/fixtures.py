@@ -13,6 +13,7 @@ from harness.evidence.properties import restore_properties
 from harness.plugin.factories import stack_fixture
 from harness.plugin.state import REPORTS, RESTORES, drill_config, run_state
 from harness.process.redact import redact_tree
+from harness.stacks import stack_class
 
 # The run's stack, one per test session (per PostgreSQL version with --pg-versions).
 stack = stack_fixture()
@@ -32,11 +33,25 @@ def barman(stack):
 @pytest.fixture(autouse=True)
 def _record_barman_server(request, record_property):
     """Every drill names the Barman server it ran on (metrics and the run history are per server), as
-    the existing stack's drills do; recorded last, after the properties of release 0.1.0."""
+    the existing stack's drills do; recorded last, after the properties of release 0.1.0. A drill whose
+    stack never came up names the server of the configuration instead (``configured_server``, through
+    harness.plugin.reporting), so that it still counts against that server."""
     server = request.getfixturevalue("stack").barman.server if "stack" in request.fixturenames else None
     yield
     if server:
         record_property("barman_server", server)
+
+
+def configured_server(config, nodeid: str) -> str | None:
+    """The Barman server a drill runs on as the configuration says it, known before any stack is up (and
+    on the pytest-xdist controller, which sees only test ids): an existing drill's from its parameter,
+    any other's the one the run's kind of stack configures."""
+    from harness.plugin.existing import server_of_param  # a plugin of its own, registered after this one
+
+    drill = drill_config(config)
+    if drill.stack == "existing":
+        return server_of_param(config, nodeid.rpartition("[")[2][:-1]) if nodeid.endswith("]") else None
+    return stack_class(drill.stack).configured_server(drill)
 
 
 @pytest.fixture(scope="session")

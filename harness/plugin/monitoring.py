@@ -3,19 +3,38 @@ run whose drills ran elsewhere, on xdist workers, is recorded once): the run his
 HTML page shows from it, the Prometheus metrics file.
 
 None of them can cost a verdict: what could not be done is said on the terminal and in the run's
-facts (``run_history``, ``metrics_file``), and the run goes on.
+facts (``run_history``, ``metrics_file``), and the run goes on. ``guarded`` runs each step so that
+even an error none of them expects (a bug of the harness) is a note, never a lost verdict or report.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from harness.config import DrillConfig
 from harness.evidence.metrics import MetricsNotWritten, write_metrics
 from harness.evidence.run_history import HistoryUnavailable, RunHistory, history_path
 from harness.evidence.trends import ServerTrend, server_trends
 from harness.plugin.state import RunState
+
+T = TypeVar("T")
+
+
+def guarded(state: RunState, what: str, fact: str | None, step: Callable[..., T], *args, fallback: T = None) -> T:
+    """``step(*args)``; on an error it does not handle itself, ``fallback``, and what failed is said on the
+    terminal and (``fact``) in the run's facts: the evidence is still written, the verdict stands."""
+    try:
+        return step(*args)
+    except Exception as exc:  # whatever it is: monitoring never costs the verdict or the JSON and HTML
+        error = f"{type(exc).__name__}: {exc}"
+        if fact:
+            state.record.facts[fact] = f"not written: the harness failed ({error})"
+        state.notes.append(f"{what} (the verdict stands): the harness itself failed ({error}); this is a bug "
+                           "of pgbv, please report it with this line")
+        return fallback
 
 
 def record_history(state: RunState, drill: DrillConfig, timeout: float = 10.0) -> RunHistory | None:

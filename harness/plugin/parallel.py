@@ -11,7 +11,7 @@ pytest-xdist serializes with the report, as it does user properties), and the ru
 through ``config.workeroutput``. The controller folds them into its one RunRecord, and
 harness.plugin.reporting writes one JSON, one HTML (and pytest one JUnit) from it. A worker that dies
 (SIGKILL, the OOM killer) loses nothing that already arrived; the drill it was running is recorded as
-no verdict, and the dead worker's watchdog reaps its stack.
+no verdict on the server the configuration names for it, and the dead worker's watchdog reaps its stack.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from harness.evidence.merge import merge_facts
 from harness.evidence.read_json import drill_from_document
 from harness.evidence.records import DrillRecord
 from harness.evidence.report_json import drill_document
+from harness.plugin.fixtures import configured_server
 from harness.plugin.state import CONFIG, NO_VERDICT, drill_config, run_state
 
 PAYLOAD = "pgbv_drill"          # attribute of a worker's teardown report: the drill's evidence
@@ -189,7 +190,8 @@ class Controller:
             if document["no_verdict"]:
                 state.no_verdict.append(drill.nodeid)
         elif report.when not in ("setup", "call", "teardown") and report.failed:
-            # pytest-xdist's report for the test a worker was running when it ended early: no verdict.
+            # pytest-xdist's report for the test a worker was running when it ended early: no verdict,
+            # on the server the configuration names (its worker never said), so that server is not verified.
             nodeid = _plain_crashed_id(report.nodeid)
             worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "")
             if self.exits.get(worker):   # it ended itself, saying why: show that, not "crashed"
@@ -197,7 +199,9 @@ class Controller:
             else:
                 reason = (f"no verdict: the pytest-xdist worker running this drill died ({report.longreprtext.strip()}"
                           "); its watchdog stops its servers and removes its run directory; rerun the drill")
-            state.record.drills.append(DrillRecord(nodeid, "error", 0.0, reason))
+            server = configured_server(self.config, nodeid)
+            state.record.drills.append(DrillRecord(nodeid, "error", 0.0, reason,
+                                                   facts={"barman_server": server} if server else {}))
             state.no_verdict.append(nodeid)
 
     @pytest.hookimpl(optionalhook=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -30,3 +31,20 @@ def redact_tree(root: Path, secrets: list[str]) -> None:
         cleaned = redact(text, secrets)
         if cleaned != text:
             path.write_text(cleaned)
+
+
+def redact_file(path: Path, secrets: list[str]) -> None:
+    """Redact one console output in place; a missing file stays missing, bytes that are not UTF-8 are kept."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        return
+    cleaned = redact(text, secrets)
+    if cleaned != text:  # whole or not at all: a full disk leaves the file as it was, not half of it
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.redacting")
+        try:
+            temporary.write_text(cleaned, encoding="utf-8", errors="surrogateescape")
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)

@@ -25,6 +25,12 @@ from harness.stacks.workdir import default_workdir
 
 class StackBase:
     kind: ClassVar[str] = ""
+    default_server: ClassVar[str] = ""   # the Barman server's name unless the config names one
+
+    @classmethod
+    def configured_server(cls, config: DrillConfig) -> str:
+        """The Barman server this kind of stack configures, known before it comes up."""
+        return config.barman_server or cls.default_server
 
     def __init__(self, config: DrillConfig):
         self.config = config

@@ -129,6 +129,7 @@ class ComposeStack(StackBase):
     """The compose project of one run: source, Barman, and scratch containers on demand."""
 
     kind = "compose"
+    default_server = SERVER_NAME
 
     def __init__(self, config, kept_up: dict | None = None):
         super().__init__(config)

@@ -1,11 +1,14 @@
 """A stack kept up for manual work: brought up, left running past this process, shown, taken down.
 
-``keep_up`` brings up the local or compose stack as a drill would, adds an application login role
-(rights on ``books`` and nothing more), writes the env file and the state file, and then detaches:
-no cleanup runs and the watchdog is released. If anything fails before that, everything started is
-removed. ``take_down`` removes what the record names: compose's own `down -v` first, then the
-ownership entries the watchdog would have reaped (servers, processes naming the run directory,
-the compose project by label, the run directory); the record goes only when nothing is left.
+``keep_up`` brings up the local or compose stack as a drill would (its run directory on disk, under
+/var/tmp unless --workdir names one: it may run for weeks, and RAM is no place for that), adds an
+application login role (rights on ``books`` and nothing more), writes the env file and the state
+file, and then detaches: no cleanup runs and the watchdog is released. If anything fails before
+that, everything started is removed. ``take_down`` removes what the record names: compose's own
+`down -v` first, then the ownership entries the watchdog would have reaped (servers, processes
+naming the run directory, the compose project by label, the run directory); the record goes only
+when nothing is left. One `up` or `down` per state directory at a time: each holds the state
+directory's lock (``exclusive``) from its first look at the record to its last change.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import datetime
 import os
 import secrets
 import subprocess
+from pathlib import Path
 
+import psycopg
 from psycopg import sql
 
 from harness.config import DrillConfig
@@ -22,7 +27,9 @@ from harness.errors import HarnessError, SetupError
 from harness.process.cleanup import CleanupFailed
 from harness.process.commands import run
 from harness.process.reaping import processes_naming, reap
-from harness.stacks.kept_state import KeptStack, load, save, state_path, write_secrets
+from harness.process.redact import redact
+from harness.stacks.kept_state import KeptStack, exclusive, load, save, state_path, write_secrets
+from harness.stacks.workdir import kept_up_workdir
 
 SERVER = "postgres"             # the Barman server's name in a kept-up stack (unless --barman-server)
 APP_ROLE = "books_app"
@@ -37,6 +44,11 @@ class AlreadyUp(SetupError):
 def keep_up(config: DrillConfig) -> KeptStack:
     """Bring the stack up and leave it running; return its record (already saved)."""
     path = state_path(config.state_dir)
+    with exclusive(path, f"pgbv-stack up --stack {config.stack}"):
+        return _keep_up(config, path)
+
+
+def _keep_up(config: DrillConfig, path: Path) -> KeptStack:
     found = load(path)
     if found is not None:
         gone = "" if os.path.isdir(found.run_dir) else " Its run directory is gone (a reboot, a killed `up`?)."
@@ -47,6 +59,9 @@ def keep_up(config: DrillConfig) -> KeptStack:
         raise SetupError(f"pgbv-stack keeps a local or a compose stack up, not {config.stack!r}.",
                          "An existing Barman is already up: drill it with `pytest --stack existing`.")
     config = config.replace(barman_server=config.barman_server or SERVER, keep=False)
+    workdir = None if config.workdir else kept_up_workdir()
+    if workdir is not None:
+        config = config.replace(workdir=workdir.path)
     password = secrets.token_urlsafe(18)
     if config.stack == "compose":
         from harness.stacks.compose import ComposeStack
@@ -56,13 +71,20 @@ def keep_up(config: DrillConfig) -> KeptStack:
         from harness.stacks.local import LocalStack
 
         stack = LocalStack(config)
+    if workdir is not None:
+        stack.progress.say(f"run directory under {workdir.path}: {workdir.why} (--workdir to choose)")
     stack.start()  # a failed start removes what it started
     try:
         create_app_role(stack.source.server.conn, APP_ROLE, password)
         state = _record(stack)
-        write_secrets(state, password)
-        state.entries = stack.ownership.entries
-        save(state, path)
+        try:
+            write_secrets(state, password)
+            state.entries = stack.ownership.entries
+            save(state, path)
+        except OSError as exc:
+            raise SetupError(f"The kept-up stack's files could not be written: {exc.filename or path}: "
+                             f"{exc.strerror or exc}.", "Everything `pgbv-stack up` had started is removed. Free "
+                             "space there, or choose another --state-dir or --workdir, and run it again.") from None
         stack.detach()
     except BaseException:
         path.unlink(missing_ok=True)
@@ -76,11 +98,19 @@ def keep_up(config: DrillConfig) -> KeptStack:
 
 def create_app_role(conn, role: str, password: str) -> None:
     """An application's login role: read and write ``books`` (and its id sequence), nothing more."""
-    with conn.connect("postgres") as admin:
-        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
-    with conn.connect(DB_NAME) as admin:
-        admin.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON books TO {}").format(sql.Identifier(role)))
-        admin.execute(sql.SQL("GRANT USAGE, SELECT ON SEQUENCE books_id_seq TO {}").format(sql.Identifier(role)))
+    try:
+        with conn.connect("postgres") as admin:
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role),
+                                                                             sql.Literal(password)))
+        with conn.connect(DB_NAME) as admin:
+            admin.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON books TO {}").format(sql.Identifier(role)))
+            admin.execute(sql.SQL("GRANT USAGE, SELECT ON SEQUENCE books_id_seq TO {}").format(sql.Identifier(role)))
+    except psycopg.Error as exc:
+        said = redact(" ".join(str(exc).split()), [password]) or type(exc).__name__
+        raise SetupError(f"The application login role {role} could not be created on the stack's PostgreSQL "
+                         f"(port {conn.port}): {said}.", "Everything `pgbv-stack up` had started is removed. Run it "
+                         "again; if it fails the same way, a drill run with --keep (`pytest --stack local --keep`) "
+                         "leaves the server's log to read.") from None
 
 
 def _record(stack) -> KeptStack:
@@ -149,6 +179,11 @@ def take_down(config: DrillConfig) -> tuple[KeptStack | None, list[str]]:
     """Remove the recorded stack; (its record or None if none, what was done). Raises HarnessError,
     keeping the record, when something is left."""
     path = state_path(config.state_dir)
+    with exclusive(path, "pgbv-stack down"):
+        return _take_down(path)
+
+
+def _take_down(path: Path) -> tuple[KeptStack | None, list[str]]:
     state = load(path)
     if state is None:
         return None, []

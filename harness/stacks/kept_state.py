@@ -4,6 +4,7 @@
 (0600): what runs, where, and what `down` must remove (the ownership entries the watchdog would
 have reaped). No secret goes into it: the application role's password is in the stack's env file
 (0600, in its run directory), which the printed lines source unless secrets are asked for.
+``stack.lock`` beside it keeps to one `up` or `down` per state directory at a time.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import json
 import os
 import secrets
 import shlex
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, SetupError
+from harness.process.filelock import FileLock, LockBusy
 
 STATE_FILE = "stack.json"
 
@@ -54,6 +57,34 @@ class KeptStack:
         what = f"compose project {self.compose['project']}" if self.compose else "local servers"
         return (f"{self.kind} stack ({what}), up since {self.started}, PostgreSQL on "
                 f"{self.db['host']}:{self.db['port']}, Barman server '{self.barman_server}', run dir {self.run_dir}")
+
+
+LOCK_FILE = "stack.lock"
+
+
+class StackBusy(SetupError):
+    """Another `pgbv-stack up` or `down` of this state directory is under way."""
+
+
+@contextmanager
+def exclusive(path: Path, command: str):
+    """Hold the state directory's lock for the block (``path``: its state file); StackBusy at once when
+    another `up` or `down` holds it: two `up` would both find no record and the second would overwrite
+    the first's, which `down` could then never find."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = FileLock(path.with_name(LOCK_FILE), busy="another pgbv-stack up or down")
+    except OSError as exc:
+        raise SetupError(f"The state directory {path.parent} cannot hold the stack's lock: {exc.strerror or exc}.",
+                         "Nothing was done. Choose another with --state-dir (or DRILL_STATE_DIR).") from None
+    with lock:
+        try:
+            lock.acquire(command, timeout=0)
+        except LockBusy as exc:
+            raise StackBusy(f"{exc.cause} It is bringing a stack up or taking it down in {path.parent}.",
+                            "Nothing was done. Let it finish (an `up` may take a minute or two), then see "
+                            "`pgbv-stack status`.") from None
+        yield
 
 
 def save(state: KeptStack, path: Path) -> None:

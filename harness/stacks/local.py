@@ -52,6 +52,7 @@ class LocalStack(StackBase):
     """Source server + Barman on this machine."""
 
     kind = "local"
+    default_server = SERVER_NAME
 
     def __init__(self, config, barman_settings: dict | None = None):
         super().__init__(config)

@@ -59,3 +59,14 @@ def tmpfs_free_bytes(path: Path = SHARED_MEMORY) -> int | None:
 
 def default_workdir(rows: int) -> Choice:
     return choose(rows, tmpfs_free_bytes(), tempfile.gettempdir())
+
+
+KEPT_UP = Path("/var/tmp")
+
+
+def kept_up_workdir() -> Choice:
+    """Where a stack kept up for manual work goes: on disk. It may run for weeks, and a tmpfs would hold
+    it in RAM all that time and lose it at a reboot (/var/tmp, unlike /tmp, is kept across reboots)."""
+    if KEPT_UP.is_dir() and os.access(KEPT_UP, os.W_OK | os.X_OK):
+        return Choice(str(KEPT_UP), "on disk and kept across reboots, for a stack kept up for manual work")
+    return Choice(tempfile.gettempdir(), f"the system temp dir ({KEPT_UP} is not writable)")
