@@ -232,3 +232,19 @@ def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None
 
 def from_arguments(namespace: argparse.Namespace, **fixed) -> DrillConfig:
     return DrillConfig.resolve({s.name: getattr(namespace, s.name, None) for s in SETTINGS}, **fixed)
+
+
+def joined_option_values(args: list[str]) -> list[str]:
+    """``--barman-config /etc/barman.conf`` -> ``--barman-config=/etc/barman.conf`` for the settings that
+    take a value: pytest chooses its rootdir before it knows the plugin's options, and would take the
+    value after a space for a test path there (harness.plugin.options refuses such a run)."""
+    valued = {s.flag for s in SETTINGS if not s.boolean}
+    joined, index = [], 0
+    while index < len(args):
+        if args[index] in valued and index + 1 < len(args):
+            joined.append(f"{args[index]}={args[index + 1]}")
+            index += 2
+        else:
+            joined.append(args[index])
+            index += 1
+    return joined

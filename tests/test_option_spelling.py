@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.plugin.options import joined_option_values
+from harness.config import joined_option_values
 
 ROOT = Path(__file__).resolve().parents[1]
 

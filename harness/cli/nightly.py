@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from harness.evidence.run_history import HistoryUnavailable, unverified_servers
-from harness.plugin.options import joined_option_values
+from harness.config import joined_option_values
 from harness.plugin.state import RUN
 
 

@@ -74,21 +74,6 @@ def pytest_configure(config):
             pass
 
 
-def joined_option_values(args: list[str]) -> list[str]:
-    """``--barman-config /etc/barman.conf`` -> ``--barman-config=/etc/barman.conf`` for the drill options
-    that take a value (see _refuse_rootdir_taken_from_an_option)."""
-    valued = {s.flag for s in SETTINGS if not s.boolean}
-    joined, index = [], 0
-    while index < len(args):
-        if args[index] in valued and index + 1 < len(args):
-            joined.append(f"{args[index]}={args[index + 1]}")
-            index += 2
-        else:
-            joined.append(args[index])
-            index += 1
-    return joined
-
-
 def _refuse_rootdir_taken_from_an_option(config) -> None:
     """pytest chooses its rootdir and ini file before it knows a plugin's options, so the value of
     ``--barman-config /etc/barman.conf`` counts as a test path there and can move the rootdir away
