@@ -4,7 +4,6 @@ killed outright leaves no stale lock; a child handed the descriptor holds the lo
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,22 +11,11 @@ import pytest
 from harness.process.filelock import FileLock, LockBusy, locked
 from harness.process.waiting import WaitTimedOut
 
-ROOT = Path(__file__).resolve().parent.parent
-HOLDER = """
-import sys, time
-from harness.process.filelock import FileLock
-lock = FileLock(sys.argv[1])
-assert lock.try_acquire("a metrics update")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-"""
+import lock_holder
 
 
 def hold(path: Path, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE,
-                            text=True, cwd=ROOT)
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
+    return lock_holder.hold("harness.process.filelock:FileLock", path, seconds, "a metrics update")
 
 
 def test_past_the_deadline_the_refusal_names_the_holder_and_what_holds_it(tmp_path):

@@ -18,7 +18,7 @@ from harness.hook.drill import DRILLS, drill_argv, given_settings, run_drill
 from harness.hook.event import ABORT_CONTINUE, EXIT_OK, BackupEvent, decide, exit_code_of_drill
 from harness.hook.lock import LockBusy, ServerLock, lock_path
 
-ROOT = Path(__file__).resolve().parent.parent
+import lock_holder
 
 
 def barman_env(**changes) -> dict:
@@ -197,21 +197,8 @@ def test_a_waiting_backup_that_fails_its_wal_check_is_not_drilled(monkeypatch, t
     assert rc == 0 and "is now FAILED: nothing to drill" in log_of(tmp_path)[-1]
 
 
-HOLDER = """
-import sys, time
-from harness.hook.lock import ServerLock
-lock = ServerLock(sys.argv[1])
-assert lock.try_acquire("drill of backup B1")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-"""
-
-
 def hold_lock(path: Path, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE,
-                            text=True, cwd=ROOT)
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
+    return lock_holder.hold("harness.hook.lock:ServerLock", path, seconds, "drill of backup B1")
 
 
 def test_one_drill_per_server_and_no_stale_lock_after_sigkill(tmp_path):
