@@ -132,6 +132,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("shard", "--shard", "run only shard K of N (1/3, 2/3, 3/3): the drills of one Barman server stay "
             "together, the rest dealt by test id, the same on every machine; pgbv-merge folds the shards' reports",
             env="DRILL_SHARD", ini=False, convert=lambda v: parse_shard(v)),
+    Setting("shard_run", "--shard-run", "a key shared by every shard of one run and by no other run (e.g. the CI "
+            "run's or the Kubernetes Job's id), recorded in the evidence; pgbv-merge: the key every shard must carry",
+            env="DRILL_SHARD_RUN", ini=False),
+    Setting("max_spread", "--max-spread", "pgbv-merge, when no shard has a --shard-run key: the widest spread of the "
+            "shards' start times still taken as one run (seconds, or 30m, 6h; default 6h)", ini=False,
+            convert=lambda v: parse_duration(v)),
     # --stack existing: drill the backups of a Barman this machine already runs.
     Setting("barman_config", "--barman-config", "--stack existing: the Barman configuration file (default: Barman's "
             "own search: ~/.barman.conf, /etc/barman.conf, /etc/barman/barman.conf)", env="DRILL_BARMAN_CONFIG"),
@@ -182,6 +188,8 @@ class DrillConfig:
     max_rto: float | None = None
     full_wal_check: bool = False
     shard: Shard | None = None        # this machine's part of the run
+    shard_run: str | None = None      # the key every shard of the run carries
+    max_spread: float | None = None   # pgbv-merge without run keys: shards started this close are one run
     progress: bool = False             # progress lines for long steps (a person at a terminal)
 
     def replace(self, **changes) -> "DrillConfig":

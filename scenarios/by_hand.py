@@ -8,9 +8,11 @@ import re
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.process.reaping import processes_naming, reap
 from harness.process.waiting import wait_until
 
 VENV_BIN = Path(sys.executable).parent        # pgbv-stack, pgbv-write-data, barman, pytest
@@ -83,3 +85,47 @@ def wait_for_output(term: Terminal, line: str, expected: str, what: str, timeout
         seen[:] = [term.run(line, rc=None, timeout=60)]
         return seen[0] if expected in seen[0] else None
     return wait_until(holds, what=what, timeout=timeout, interval=1, logs=lambda: "  last output:\n" + "".join(seen))
+
+
+@dataclass
+class Ending:
+    """How a kept-up stack's `with` block ended: what `pgbv-stack down` said, what was left after it."""
+
+    down: str = ""
+    left: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def kept_up(term: Terminal, up: str, workdir: Path, project: str | None = None):
+    """``up`` (a `pgbv-stack up` line), the block, then `pgbv-stack down` whatever happened, even if `up`
+    itself failed half-way: a stack left up keeps running with nothing to stop it, and a compose one holds
+    the fixed container names postgres, barman and app, so every later `up` would fail. `down` runs from
+    where the terminal was at the start (the block may move it into the stack's directory, which `down`
+    removes). Whatever is left after it (``Ending.left``, for the test to assert empty) is reaped then."""
+    ending, home = Ending(), term.cwd
+    try:
+        term.run(up)
+        yield ending
+    finally:
+        try:
+            ending.down = term.run("pgbv-stack down", rc=None, cwd=home)
+        except Exception as exc:  # a hung `down`: what is left is still reaped below
+            ending.down = f"`pgbv-stack down` did not end: {exc}"
+        ending.left = reap_leftovers(workdir, project)
+
+
+def reap_leftovers(workdir: Path, project: str | None = None) -> list[str]:
+    """What is left of a stack: processes naming ``workdir``, its contents, the compose ``project``'s
+    containers, networks and volumes; each is reaped (whatever a record says or does not say)."""
+    left = [f"process {pid} naming {workdir}" for pid in processes_naming(str(workdir))]
+    left += [f"{path} in the work dir" for path in sorted(workdir.iterdir())]
+    entries = [{"kind": "processes_naming", "path": str(workdir), "what": f"processes naming {workdir}"}]
+    entries += [{"kind": "path", "path": str(path), "what": str(path)} for path in workdir.iterdir()]
+    if project is not None:
+        from test_compose_stack import project_resources
+
+        left += project_resources(project)
+        entries.append({"kind": "compose", "project": project, "what": f"compose project {project}"})
+    if left:
+        reap({"entries": entries})
+    return left

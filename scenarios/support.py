@@ -43,9 +43,11 @@ def open_workdir():
         shutil.rmtree(path, ignore_errors=True)
 
 
-def start_inner_run(targets, workdir: Path, reports: Path, *extra: str, env: dict | None = None):
+def start_inner_run(targets, workdir: Path, reports: Path, *extra: str, env: dict | None = None,
+                    own_session: bool = False):
     """Start pytest on ``targets`` (a test file or a list of them) with the project's plugin;
-    stdout and stderr merged."""
+    stdout and stderr merged. ``own_session``: in a session (and process group) of its own, so that the
+    run and every process it started (pytest-xdist workers) can be killed together."""
     targets = [targets] if isinstance(targets, (str, Path)) else list(targets)
     argv = [sys.executable, "-m", "pytest", "-c", str(ROOT / "pytest.ini"), "--rootdir", str(ROOT),
             "-p", "no:cacheprovider", "--junitxml", str(reports / "junit.xml"),
@@ -53,7 +55,7 @@ def start_inner_run(targets, workdir: Path, reports: Path, *extra: str, env: dic
     full_env = {**os.environ, **(env or {})}
     full_env.pop("CI", None)
     return subprocess.Popen(argv, cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=own_session)
 
 
 def processes_naming(path: Path) -> list[str]:

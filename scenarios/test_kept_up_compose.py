@@ -4,32 +4,34 @@ by `pgbv-stack up --stack compose`, each step's output checked as the person typ
 The commands are the README's own (`docker-compose` where it says `docker compose`: only v1 is installed
 here), in a terminal, from the stack's directory. Then a recovery to a time taken on the server between
 two writer runs must hold exactly the first run's rows, the harness verifies the backup with `--stack
-existing` inside the barman container, and `pgbv-stack down` must leave nothing. Skipped with the
-reason when no Docker engine can be had.
+existing` inside the barman container, and `pgbv-stack down` must leave nothing. The project is named
+on `up` (--compose-project), so that whatever `down` might leave is found by its label and removed:
+its containers take the fixed names postgres, barman and app. Skipped with the reason when no Docker
+engine can be had.
 """
 
-from by_hand import LIST_BACKUP_LINE, Terminal, finish, wait_for_output
+import uuid
+
+from by_hand import LIST_BACKUP_LINE, Terminal, finish, kept_up, wait_for_output
 from support import open_workdir
-from test_compose_stack import engine, project_resources  # noqa: F401 (engine is a fixture)
+from test_compose_stack import engine  # noqa: F401 (a fixture)
 
 ROWS = "select count(*), md5(string_agg(b::text, ',' order by id)) from books b"   # the rows, exactly
 
 
 def test_the_readme_works_as_written_on_a_kept_up_compose_stack(engine, tmp_path):  # noqa: F811
+    project = f"pgbvkept{uuid.uuid4().hex[:8]}"
     with open_workdir() as workdir:
         term = Terminal.fresh(tmp_path, DRILL_STATE_DIR=str(tmp_path / "state"), DRILL_WORKDIR=str(workdir))
-        term.run("pgbv-stack up --stack compose > exports.sh")
-        term.source("cat exports.sh")
-        stack_dir = term.env["PGBV_STACK_DIR"]
-        project = term.env.get("COMPOSE_PROJECT_NAME") or _project_of(stack_dir)
-        term.cwd = stack_dir                 # where the README's docker-compose commands run
-        try:
+        with kept_up(term, f"pgbv-stack up --stack compose --compose-project {project} > exports.sh", workdir,
+                     project) as ending:
+            term.source("cat exports.sh")
+            stack_dir = term.env["PGBV_STACK_DIR"]
+            assert _project_of(stack_dir) == project     # plain docker-compose finds the project from there
+            term.cwd = stack_dir                 # where the README's docker-compose commands run
             readme(term)
-        finally:
-            down = term.run("pgbv-stack down", rc=None, cwd=tmp_path)
-        assert "nothing of it is left" in down, down
-        assert list(workdir.iterdir()) == [], "pgbv-stack down left files in the work dir"
-    assert project_resources(project) == []
+        assert "nothing of it is left" in ending.down, ending.down
+        assert ending.left == [], f"pgbv-stack down left {ending.left}"
     assert not (tmp_path / "state" / "stack.json").exists()
     assert "No stack is up" in term.run("pgbv-stack status", rc=2, cwd=tmp_path)
 

@@ -11,7 +11,7 @@ import signal
 import subprocess
 
 import pytest
-from by_hand import LIST_BACKUP_LINE, Terminal, finish, wait_for_output
+from by_hand import LIST_BACKUP_LINE, Terminal, finish, kept_up, reap_leftovers, wait_for_output
 from support import open_workdir, processes_naming
 
 from harness.postgres.binaries import find_pg_bindir
@@ -25,18 +25,15 @@ B = 'barman -c "$BARMAN_CONFIG"'
 def test_the_readme_in_the_local_stacks_words(tmp_path):
     with open_workdir() as workdir:
         term = Terminal.fresh(tmp_path, DRILL_STATE_DIR=str(tmp_path / "state"), DRILL_WORKDIR=str(workdir))
-        term.run("pgbv-stack up --stack local")
-        assert "A stack is already up" in term.run("pgbv-stack up --stack local", rc=2)   # nothing started twice
-        term.source("pgbv-stack env")
-        stack_dir = term.env["PGBV_STACK_DIR"]
-        assert "DB_PASSWORD" in term.env and "PGPASSWORD" not in term.env
-        try:
+        with kept_up(term, "pgbv-stack up --stack local", workdir) as ending:
+            assert "A stack is already up" in term.run("pgbv-stack up --stack local", rc=2)   # nothing started twice
+            term.source("pgbv-stack env")
+            stack_dir = term.env["PGBV_STACK_DIR"]
+            assert "DB_PASSWORD" in term.env and "PGPASSWORD" not in term.env
             readme(term, tmp_path)
-        finally:
-            down = term.run("pgbv-stack down", rc=None)
-        assert "nothing of it is left" in down, down
+        assert "nothing of it is left" in ending.down, ending.down
+        assert ending.left == [], f"pgbv-stack down left {ending.left}"
         assert not os.path.exists(stack_dir) and processes_naming(stack_dir) == []
-        assert list(workdir.iterdir()) == []
     assert not (tmp_path / "state" / "stack.json").exists()
     assert "nothing to take down" in term.run("pgbv-stack down")
 
@@ -100,19 +97,25 @@ def test_up_cut_short_leaves_nothing(tmp_path, ending):
         term = Terminal.fresh(tmp_path, DRILL_STATE_DIR=str(tmp_path / "state"), DRILL_WORKDIR=str(workdir))
         up = subprocess.Popen(["pgbv-stack", "up", "--stack", "local"], env=term.env, cwd=tmp_path,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        # barman.conf is written once the source server runs, before the slot, receive-wal and `barman check`
-        wait_until(lambda: up.poll() is not None or list(workdir.glob("pgbv-*/barman.conf")),
-                   what="pgbv-stack up to start the source server", timeout=120, interval=0.02)
-        assert up.poll() is None, f"up ended before it could be cut short:\n{up.communicate()[0]}"
-        run_dir = str(next(workdir.glob("pgbv-*")))
-        up.send_signal(signal.SIGINT if ending == "interrupt" else signal.SIGKILL)
-        output, _ = up.communicate(timeout=120)
-        if ending == "interrupt":
-            assert up.returncode == 2 and "interrupted; what had started was removed" in output, output
-        # SIGKILL: the watchdog reaps within a second or so
-        wait_until(lambda: not os.path.exists(run_dir) and not processes_naming(run_dir),
-                   what="the cut-short stack to be removed", timeout=60, interval=0.5,
-                   logs=lambda: "\n".join(processes_naming(run_dir)))
-        assert list(workdir.iterdir()) == []
+        try:
+            # barman.conf is written once the source server runs, before the slot, receive-wal and `barman check`
+            wait_until(lambda: up.poll() is not None or list(workdir.glob("pgbv-*/barman.conf")),
+                       what="pgbv-stack up to start the source server", timeout=120, interval=0.02)
+            assert up.poll() is None, f"up ended before it could be cut short:\n{up.communicate()[0]}"
+            run_dir = str(next(workdir.glob("pgbv-*")))
+            up.send_signal(signal.SIGINT if ending == "interrupt" else signal.SIGKILL)
+            output, _ = up.communicate(timeout=120)
+            if ending == "interrupt":
+                assert up.returncode == 2 and "interrupted; what had started was removed" in output, output
+            # SIGKILL: the watchdog reaps within a second or so
+            wait_until(lambda: not os.path.exists(run_dir) and not processes_naming(run_dir),
+                       what="the cut-short stack to be removed", timeout=60, interval=0.5,
+                       logs=lambda: "\n".join(processes_naming(run_dir)))
+        finally:
+            if up.poll() is None:
+                up.kill()
+                up.wait(timeout=30)
+            left = reap_leftovers(workdir)    # a stack left running would outlive the test
+        assert left == []
     assert not (tmp_path / "state" / "stack.json").exists()
     assert "No stack is up" in term.run("pgbv-stack status", rc=2)

@@ -4,7 +4,11 @@ every drill exactly once, nothing shared between workers or runs, nothing left b
 The pytest-xdist run and the three shards start at the same moment: four complete runs on this machine
 at once, each with its own work dir and reports dir, which must not disturb one another (each must
 pass, and each must leave its work dir empty). A third case kills one xdist worker in the middle of a
-drill: the other drills finish, the killed drill is "no verdict", the worker's stack is reaped.
+drill, with the plugin's own scheduling: the other drills finish on another worker, the killed drill is
+"no verdict" and is not run again, the worker's stack is reaped.
+
+Every inner run starts in a session of its own and is killed with everything it started, and waited
+for, however a case ends (a timeout, a failed assert): none outlives its work dir.
 """
 
 import json
@@ -14,20 +18,38 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+import uuid
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 import pytest
 from junitparser import JUnitXml
+from support import ROOT, open_workdir, processes_naming, start_inner_run
 
 from harness.process.reaper import OWNERS_DIR
-from support import ROOT, open_workdir, processes_naming, start_inner_run
 
 PITR = ROOT / "scenarios" / "test_pitr.py"
 CHOSEN = ["immediate", "xid-inclusive", "lsn", "restore-point"]
 SELECTION = ("-m", "pitr", "-k", " or ".join(CHOSEN))
 EXPECTED = {f"scenarios/test_pitr.py::test_pitr_restores_exact_state_at_target[{name}]" for name in CHOSEN}
 XDIST = ("-p", "xdist", "-n", "2", "--dist", "load")   # test by test: both workers get drills of one file
+XDIST_OWN = ("-p", "xdist", "-n", "2")                  # the plugin's scheduling: a test file's drills on one worker
+
+
+def inner_run(stack: ExitStack, *args, **kwargs) -> subprocess.Popen:
+    """start_inner_run in a session of its own, killed with every process it started and waited for when
+    ``stack`` closes, however the case ends."""
+    proc = start_inner_run(*args, own_session=True, **kwargs)
+
+    def stop() -> None:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)   # its session: pytest-xdist workers included
+        proc.wait(timeout=60)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    stack.callback(stop)
+    return proc
 
 
 def evidence(reports: Path) -> dict:
@@ -55,18 +77,19 @@ def ports_in_logs(run_dir: Path) -> set[int]:
 def runs(tmp_path_factory):
     """The xdist run (run dirs kept, to compare them) and three shards, all started at once, then merged."""
     base = tmp_path_factory.mktemp("parallel")
+    key = f"scenario-{uuid.uuid4().hex[:8]}"   # the run key the three shards share
     with ExitStack() as stack:
         workdirs = [stack.enter_context(open_workdir()) for _ in range(4)]
-        started = [start_inner_run(PITR, workdirs[0], base / "xdist", *XDIST, "--keep", *SELECTION)]
-        started += [start_inner_run(PITR, workdirs[k], base / f"shard{k}", f"--shard={k}/3", *SELECTION)
-                    for k in (1, 2, 3)]
+        started = [inner_run(stack, PITR, workdirs[0], base / "xdist", *XDIST, "--keep", *SELECTION)]
+        started += [inner_run(stack, PITR, workdirs[k], base / f"shard{k}", f"--shard={k}/3", f"--shard-run={key}",
+                              *SELECTION) for k in (1, 2, 3)]
         outputs = [proc.communicate(timeout=240)[0] for proc in started]
         merge = subprocess.run([sys.executable, "-m", "harness.cli.merge", str(base / "merged"),
-                                *(str(base / f"shard{k}") for k in (1, 2, 3))],
+                                *(str(base / f"shard{k}") for k in (1, 2, 3)), "--shard-run", key],
                                cwd=ROOT, capture_output=True, text=True, timeout=120)
         kept_run_dirs = [path for path in workdirs[0].glob("pgbv-*")]
         yield {"base": base, "workdirs": workdirs, "rcs": [proc.returncode for proc in started], "outputs": outputs,
-               "merge": merge, "kept_run_dirs": kept_run_dirs,
+               "merge": merge, "kept_run_dirs": kept_run_dirs, "key": key,
                "ports": {str(path): ports_in_logs(path) for path in kept_run_dirs}}
 
 
@@ -105,7 +128,7 @@ def test_three_shards_at_once_merge_into_every_drill_exactly_once(runs):
     merged = runs["base"] / "merged"
     document = evidence(merged)
     assert sorted(drill["nodeid"] for drill in document["drills"]) == sorted(EXPECTED)
-    assert document["run"]["shards"] == "1/3, 2/3, 3/3"
+    assert document["run"]["shards"] == "1/3, 2/3, 3/3" and document["run"]["shard_run"] == runs["key"]
     assert sorted(junit_cases(merged / "junit.xml")) == sorted(EXPECTED)
     assert "pgbv_drills_total" in (merged / "pgbv.prom").read_text()
 
@@ -141,8 +164,9 @@ def _worker_records(controller: int) -> list[dict]:
 
 def test_a_worker_killed_mid_drill_costs_that_drill_only_and_is_reaped(tmp_path):
     reports = tmp_path / "reports"
-    with open_workdir() as workdir:
-        proc = start_inner_run(PITR, workdir, reports, *XDIST, *SELECTION)
+    with ExitStack() as stack:
+        workdir = stack.enter_context(open_workdir())
+        proc = inner_run(stack, PITR, workdir, reports, *XDIST_OWN, *SELECTION)
         victim, deadline = None, time.monotonic() + 120
         while victim is None and proc.poll() is None and time.monotonic() < deadline:
             busy = [record for record in _worker_records(proc.pid)
@@ -157,11 +181,12 @@ def test_a_worker_killed_mid_drill_costs_that_drill_only_and_is_reaped(tmp_path)
 
         assert proc.returncode == 2, output   # nothing red; one drill without a verdict
         document = evidence(reports)
-        outcomes = {drill["nodeid"]: drill["outcome"] for drill in document["drills"]}
-        assert sorted(outcomes) == sorted(EXPECTED), output   # the killed worker's other drills ran elsewhere
+        ran = [drill["nodeid"] for drill in document["drills"]]
+        assert sorted(ran) == sorted(EXPECTED), output   # each once: the killed worker's others ran elsewhere
         errors = [drill for drill in document["drills"] if drill["outcome"] != "passed"]
         assert len(errors) == 1 and errors[0]["outcome"] == "error", errors
-        assert "worker running this drill died" in errors[0]["reason"]
+        assert "worker running this drill died" in errors[0]["reason"] and "ran again" not in errors[0]["reason"]
+        assert sorted(junit_cases(reports / "junit.xml")) == sorted(EXPECTED), "the killed drill was run again"
         deadline = time.monotonic() + 30   # the killed worker's watchdog reaps its stack
         while (processes_naming(run_dir) or Path(run_dir).exists()) and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -172,8 +197,9 @@ def test_a_worker_killed_mid_drill_costs_that_drill_only_and_is_reaped(tmp_path)
 
 def test_workers_that_cannot_bring_a_stack_up_say_why(tmp_path):
     reports = tmp_path / "reports"
-    with open_workdir() as workdir:
-        proc = start_inner_run(PITR, workdir, reports, *XDIST, "--pg-bindir", str(tmp_path / "no-bin"), *SELECTION)
+    with ExitStack() as stack:
+        workdir = stack.enter_context(open_workdir())
+        proc = inner_run(stack, PITR, workdir, reports, *XDIST, "--pg-bindir", str(tmp_path / "no-bin"), *SELECTION)
         output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 2, output
     assert re.search(r"no verdict \(gw\d+\): The local stack could not be brought up", output), output

@@ -15,6 +15,7 @@ from harness.evidence.merge import Part, merge_facts, merge_runs
 from harness.evidence.read_json import EvidenceUnreadable, read_run
 from harness.evidence.records import CheckOutcome, DrillRecord, RestoreRecord, RunRecord, TableFacts
 from harness.evidence.report_json import write_json
+from harness.shards import drills_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,10 +29,15 @@ def drill(name: str, outcome: str = "passed", server: str = "main") -> DrillReco
                        [restore], {"barman_server": server, "data_seed": "7"})
 
 
-def shard(index: int, count: int, drills: list[DrillRecord], plan: str = "p1", host: str = "a") -> RunRecord:
-    return RunRecord({"shard": f"{index}/{count}", "shard_plan": plan, "host": host, "stack": "local",
-                      "run_started_utc": f"2026-11-30T01:0{index}:00+00:00",
-                      "run_ended_utc": f"2026-11-30T01:1{index}:00+00:00", "run_id": f"r{index}"}, drills, [])
+def shard(index: int, count: int, drills: list[DrillRecord], plan: str = "p1", host: str = "a",
+          run: str | None = "night-1", dealt: list[DrillRecord] | None = None, day: str = "30") -> RunRecord:
+    """A shard's record as the plugin writes it: dealt ``drills`` (else ``dealt``), of the run key ``run``."""
+    dealt_ids = [d.nodeid for d in (drills if dealt is None else dealt)]
+    facts = {"shard": f"{index}/{count}", "shard_plan": plan, "host": host, "stack": "local",
+             "run_started_utc": f"2026-11-{day}T01:0{index}:00+00:00",
+             "run_ended_utc": f"2026-11-{day}T01:1{index}:00+00:00", "run_id": f"r{index}",
+             "shard_drills": str(len(dealt_ids)), "shard_drills_digest": drills_digest(dealt_ids)}
+    return RunRecord({**facts, "shard_run": run} if run else facts, drills, [])
 
 
 def test_json_evidence_reads_back_into_the_same_records(tmp_path):
@@ -54,7 +60,7 @@ def test_complete_shards_merge_into_one_verified_run():
     assert facts["shards"] == "1/2, 2/2" and facts["host"] == "a, b" and "shard" not in facts
     assert facts["run_started_utc"] == "2026-11-30T01:01:00+00:00"
     assert facts["run_ended_utc"] == "2026-11-30T01:12:00+00:00"
-    assert facts["run_id"] not in ("r1", "r2")
+    assert facts["run_id"] not in ("r1", "r2") and facts["shard_run"] == "night-1"
 
 
 @pytest.mark.parametrize("parts, says", [
@@ -66,12 +72,47 @@ def test_complete_shards_merge_into_one_verified_run():
      "the shards collected different tests"),
     ([Part("s1", shard(1, 2, [drill("a")])), Part("x", shard(2, 3, [drill("b")]))], "shards of different splits"),
     ([Part("s1", shard(1, 1, [drill("a")])), Part("s1", shard(1, 1, [drill("b")]))], "shard 1/1: given twice"),
+    # Last night's report of shard 2 left in its directory, tonight's pod lost.
+    ([Part("s1", shard(1, 2, [drill("a")], run="night-2")), Part("s2", shard(2, 2, [drill("b")], run="night-1"))],
+     "shard runs: the shards are not of one run (run keys, --shard-run: shard 1/2 (s1): night-2; shard 2/2 (s2): "
+     "night-1)"),
+    ([Part("s1", shard(1, 2, [drill("a")], run="night-2")), Part("s2", shard(2, 2, [drill("b")], run=None))],
+     "shard 2/2 (s2): none"),
+    ([Part("s1", shard(1, 2, [drill("a")], run=None)), Part("s2", shard(2, 2, [drill("b")], run=None, day="29"))],
+     "no shard has a run key (--shard-run), and shard 2/2 (s2) started at 2026-11-29T01:02:00Z, 23h 59m before"),
+    # Dealt drills it never reported (its run ended early, a --collect-only run of an older pgbv).
+    ([Part("s1", shard(1, 2, [drill("a")])), Part("s2", shard(2, 2, [], dealt=[drill("b"), drill("c")]))],
+     "shard 2/2 (s2): it was dealt 2 drill(s) but its report holds 0: 2 drill(s) of it have no verdict"),
+    ([Part("s1", shard(1, 2, [drill("a")])), Part("s2", shard(2, 2, [drill("c")], dealt=[drill("b")]))],
+     "shard 2/2 (s2): its report holds 1 drill(s), not the 1 it was dealt"),
+    ([Part("s1", shard(1, 2, [drill("a")])),
+      Part("s2", RunRecord({k: v for k, v in shard(2, 2, [drill("b")]).facts.items() if k != "shard_drills"},
+                           [drill("b")]))], "shard 2/2 (s2): its report does not say which drills it was dealt"),
 ])
 def test_a_merge_that_is_not_the_whole_has_no_verdict(parts, says):
     merged = merge_runs(parts)
     assert any(says in problem for problem in merged.problems), merged.problems
     assert merged.exit_code == 2 and not merged.record.verified
     assert any(d.nodeid.startswith("merge: ") and d.outcome == "error" for d in merged.record.drills)
+
+
+def test_shards_without_run_keys_are_one_run_when_they_started_close_together():
+    merged = merge_runs([Part("s1", shard(1, 2, [drill("a")], run=None)),
+                         Part("s2", shard(2, 2, [drill("b")], run=None))])
+    assert merged.problems == [] and merged.exit_code == 0
+    assert merged.notes == ["no shard has a run key (--shard-run): taken for one run because they started within "
+                            "1m 00s of each other (--max-spread 6h 00m)"]
+    far = merge_runs([Part("s1", shard(1, 2, [drill("a")], run=None)), Part("s2", shard(2, 2, [drill("b")], run=None))],
+                     max_spread=30)
+    assert far.exit_code == 2 and "more than --max-spread 30s" in far.problems[0]
+
+
+def test_the_run_key_given_to_the_merge_must_be_every_shards():
+    parts = [Part("s1", shard(1, 2, [drill("a")])), Part("s2", shard(2, 2, [drill("b")]))]
+    assert merge_runs(parts, run_key="night-1").exit_code == 0
+    stale = merge_runs(parts, run_key="night-2")   # every shard of the run lost, last night's reports left
+    assert stale.exit_code == 2
+    assert stale.problems[0].startswith("shard 1/2 (s1): not of this run: its run key is night-1, not night-2")
 
 
 def test_a_red_wins_over_a_missing_shard():
@@ -142,3 +183,45 @@ def test_pgbv_merge_bad_usage_exits_2(tmp_path):
     done = subprocess.run([sys.executable, "-m", "harness.cli.merge", str(one), str(one)], capture_output=True,
                           text=True, cwd=ROOT)
     assert done.returncode == 2 and "is also a shard directory" in done.stderr
+
+
+def test_pgbv_merge_of_a_shard_dir_holding_last_nights_report_is_no_verdict(tmp_path, capsys):
+    # Tonight's pod of shard 2 was lost; its directory still holds last night's complete report.
+    one = write_shard(tmp_path / "one", shard(1, 2, [drill("a")], run="night-2"))
+    two = write_shard(tmp_path / "two", shard(2, 2, [drill("b", server="crm")], run="night-1", day="29"))
+    assert merge_main([str(tmp_path / "out"), str(one), str(two)]) == 2
+    out = capsys.readouterr().out
+    assert "problem: shard runs: the shards are not of one run" in out and "pgbv-merge: NO VERDICT" in out
+    prom = (tmp_path / "out" / "pgbv.prom").read_text()
+    assert 'pgbv_last_success_timestamp_seconds{server="crm",stack="local"} 0.0' in prom
+
+
+def test_merged_metrics_take_each_servers_time_from_the_shard_that_ran_it(tmp_path, capsys):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from harness.evidence.servers import timestamp
+    one = write_shard(tmp_path / "one", shard(1, 2, [drill("a", server="main")]))
+    two = write_shard(tmp_path / "two", shard(2, 2, [drill("b", server="crm")]))
+    assert merge_main([str(tmp_path / "out"), str(one), str(two)]) == 0, capsys.readouterr().out
+    success = {sample.labels["server"]: sample.value
+               for family in text_string_to_metric_families((tmp_path / "out" / "pgbv.prom").read_text())
+               for sample in family.samples if sample.name == "pgbv_last_success_timestamp_seconds"}
+    assert success == {"main": timestamp("2026-11-30T01:11:00+00:00"), "crm": timestamp("2026-11-30T01:12:00+00:00")}
+
+
+def test_pgbv_merge_names_a_file_given_as_a_directory(tmp_path, capsys):
+    one = write_shard(tmp_path / "one", shard(1, 2, [drill("a")]))
+    (tmp_path / "file").write_text("not a directory")
+    assert merge_main([str(tmp_path / "out"), str(one), str(tmp_path / "file")]) == 2
+    assert f"problem: {tmp_path / 'file'}: unreadable, so its drills have no verdict: not a directory" in \
+        capsys.readouterr().out
+
+
+def test_pgbv_merge_refuses_a_file_as_out_dir_before_reading_any_shard(tmp_path, capsys, monkeypatch):
+    import harness.cli.merge as merge_cli
+
+    (tmp_path / "out").write_text("a file")
+    monkeypatch.setattr(merge_cli, "read_shard", lambda directory: pytest.fail("a shard was read"))
+    assert merge_main([str(tmp_path / "out"), str(tmp_path / "one")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'out'} is not a directory" in err and "Errno" not in err

@@ -90,7 +90,7 @@ def verdicts(reports: Path) -> list[tuple]:
 
 
 def fake_session(tmp_path: Path, record: RunRecord, exitstatus=0, **session):
-    config = types.SimpleNamespace(stash=pytest.Stash())
+    config = types.SimpleNamespace(stash=pytest.Stash(), getoption=lambda name, default=None: default)
     config.stash[CONFIG] = DrillConfig(reports_dir=tmp_path / "reports", metrics_file=tmp_path / "pgbv.prom")
     config.stash[RUN] = RunState(record=record)
     values = {"shouldstop": False, "shouldfail": False, **session}

@@ -1,14 +1,17 @@
 """pgbv-merge: fold the reports of a sharded run (``--shard K/N`` on N machines) into one.
 
-    pgbv-merge OUT_DIR SHARD_DIR [SHARD_DIR ...] [--metrics-file PATH]
+    pgbv-merge OUT_DIR SHARD_DIR [SHARD_DIR ...] [--shard-run KEY] [--max-spread 6h] [--metrics-file PATH]
 
 Each SHARD_DIR is one shard's reports directory (its ``--reports-dir``): its newest ``drill-*.json``
 and its JUnit file (``junit.xml``, else its newest ``*.xml``) are read. OUT_DIR receives one
 ``junit.xml``, one ``drill-<stamp>-<run id>.json``, one ``.html`` of that name and the metrics file
 (``--metrics-file``, default OUT_DIR/pgbv.prom). A shard missing, unreadable or given twice, shards
-that collected different plans, a drill reported twice: each is said, and each makes the merged
-verdict "no verdict". Exit codes as pgbv-nightly: 0 every drill verified, 1 a drill failed
-verification, 2 no verdict (a problem above, a drill that could not run, nothing run, bad input).
+that collected different plans or are of different runs (their ``--shard-run`` keys differ, or are not
+``--shard-run KEY`` given here; without keys, their starts lie more than ``--max-spread`` apart), a
+shard whose report does not hold the drills it was dealt, a drill reported twice: each is said, and
+each makes the merged verdict "no verdict". Exit codes as pgbv-nightly: 0 every drill verified, 1 a
+drill failed verification, 2 no verdict (a problem above, a drill that could not run, nothing run, bad
+input).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def newest(directory: Path, pattern: str) -> Path | None:
 def read_shard(directory: Path):
     """(Part, the JUnit suites or None, what could not be read)."""
     if not directory.is_dir():
-        return Part(str(directory), None, "no such directory"), None, None
+        return Part(str(directory), None, "not a directory" if directory.exists() else "no such directory"), None, None
     json_path = newest(directory, "drill-*.json")
     junit_path = directory / "junit.xml" if (directory / "junit.xml").is_file() else \
         max(directory.glob("*.xml"), key=lambda p: p.stat().st_mtime, default=None)
@@ -62,7 +65,8 @@ def read_shard(directory: Path):
         return part, None, exc.cause
 
 
-def merge_directories(directories: list[Path]) -> tuple[Merged, list]:
+def merge_directories(directories: list[Path], run_key: str | None = None,
+                      max_spread: float | None = None) -> tuple[Merged, list]:
     parts, shards, junit_problems = [], [], []
     for directory in directories:
         part, suites, junit_problem = read_shard(directory)
@@ -71,7 +75,7 @@ def merge_directories(directories: list[Path]) -> tuple[Merged, list]:
             shards.append((part.source, suites))
         elif part.record is not None:  # the JSON stands; the JUnit reader would miss this shard's tests
             junit_problems.append((part.source, f"its JUnit is missing from the merge: {junit_problem}"))
-    merged = merge_runs(parts, extra_problems=junit_problems)
+    merged = merge_runs(parts, extra_problems=junit_problems, run_key=run_key, max_spread=max_spread)
     drill_addresses = {junit_address(drill.nodeid) for drill in merged.record.drills}
     for test, where in repeated_cases(shards):
         classname, _, name = test.partition("::")
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "JUnit, JSON, HTML and metrics file. Exit 0 verified, 1 failed, 2 no verdict.")
     parser.add_argument("out_dir", type=Path, help="where the merged reports go (not one of the shard dirs)")
     parser.add_argument("shard_dirs", type=Path, nargs="+", help="each shard's reports directory (--reports-dir)")
-    add_arguments(parser, names=("metrics_file",))
+    add_arguments(parser, names=("metrics_file", "shard_run", "max_spread"))
     args = parser.parse_args(argv)   # bad usage: argparse says so and exits 2
     try:
         config = from_arguments(args)
@@ -95,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         if any(out.resolve() == shard.resolve() for shard in args.shard_dirs):
             raise HarnessError(f"{out} is also a shard directory: the merged report would be read as that "
                                "shard's next time.", "Give another OUT_DIR.")
-        merged, shards = merge_directories(args.shard_dirs)
+        if out.exists() and not out.is_dir():
+            raise HarnessError(f"{out} is not a directory: the merged report cannot be written there.",
+                               "Give a directory (it is made if it does not exist) as OUT_DIR.")
+        merged, shards = merge_directories(args.shard_dirs, config.shard_run, config.max_spread)
         record = merged.record
         stem = evidence_stem(record.facts["run_id"])
         out.mkdir(parents=True, exist_ok=True)
@@ -110,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     written += write_merged_metrics(merged, config.metrics_file or out / "pgbv.prom")
+    for note in merged.notes:
+        print(f"pgbv-merge: note: {note}")
     for problem in merged.problems:
         print(f"pgbv-merge: problem: {problem}")
     for test in merged.other_failures:
@@ -126,7 +135,7 @@ def write_merged_metrics(merged: Merged, path: Path) -> list[Path]:
     from harness.evidence.metrics import MetricsNotWritten, write_metrics
 
     try:
-        for note in write_metrics(merged.record, path):
+        for note in write_metrics(merged.record, path, ended=merged.ended):
             print(f"pgbv-merge: metrics: {note}")
     except MetricsNotWritten as exc:
         print(f"pgbv-merge: metrics NOT WRITTEN (the verdict stands): {exc.render()}")

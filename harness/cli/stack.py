@@ -9,11 +9,13 @@
 works; passwords only with --show-secrets, otherwise the last line sources the stack's 0600 env file.
 One stack per state directory (--state-dir). Exit codes:
   0  done: up, shown, healthy, taken down, or nothing was up to take down (`down` says so)
-  1  `status`: the stack is recorded but unhealthy (server unreachable or `barman check` failing);
-     `down`: something could not be removed (named; the record stays, run `down` again)
+  1  `status`: the stack is recorded but unhealthy (server unreachable or `barman check` failing,
+     or what a failed `up` left); `down`: something could not be removed (named; the record stays,
+     run `down` again)
   2  nothing done: a stack is already up (`up`), none is (`env`, `status`), another `up` or `down`
-     of the state directory is under way (`up`, `down`), bad input, no Docker engine, a port taken,
-     or the stack could not come up (whatever had started is removed)
+     of the state directory is under way (`up`, `down`), bad input (a state directory that cannot
+     be one, a state file that cannot be read), no Docker engine, a port taken, or the stack could
+     not come up (whatever had started is removed; what could not be is recorded for `down`)
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import sys
 
 from harness.config import add_arguments, from_arguments
 from harness.errors import HarnessError
-from harness.stacks.kept import KINDS, keep_up, status, take_down
-from harness.stacks.kept_state import StackBusy, exports, load, state_path
+from harness.stacks.kept_up import KINDS, keep_up, status
+from harness.stacks.kept_up_down import NotTakenDown, take_down
+from harness.stacks.kept_up_state import exports, load, state_path
 
 UP_SETTINGS = ("stack", "pg_bindir", "server_user", "source_port", "workdir", "compose_project", "barman_server",
                "state_dir")
@@ -62,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"No stack is up (none recorded in {state_path(config.state_dir)}). Start one: pgbv-stack up "
                  f"--stack {'|'.join(KINDS)}")
             return 2
+        if args.command == "env" and state.failed_up:
+            _say(f"No stack is up: {state.where()}. `pgbv-stack down` removes what is left, then `up` again.")
+            return 2
         if args.command == "env":
             print("\n".join(exports(state, _password(state) if args.show_secrets else None)))
             return 0
@@ -71,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if healthy else 1
     except HarnessError as exc:
         _say(exc.render())
-        return 1 if args.command == "down" and not isinstance(exc, StackBusy) else 2
+        return 1 if isinstance(exc, NotTakenDown) else 2
     except KeyboardInterrupt:
         _say("interrupted" + ("; what had started was removed" if args.command == "up" else ""))
         return 2
@@ -101,7 +107,7 @@ def _down(config) -> int:
     if state is None:
         _say(f"No stack is up (none recorded in {state_path(config.state_dir)}): nothing to take down.")
         return 0
-    # (take_down raised, keeping the record, had anything been left)
+    # (take_down raised NotTakenDown, keeping the record, had anything been left)
     _say(f"down: {state.where()}\n" + "\n".join(f"  {line}" for line in done) + "\n  nothing of it is left")
     return 0
 

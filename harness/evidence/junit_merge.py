@@ -12,6 +12,7 @@ from pathlib import Path
 from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
 
 from harness.errors import HarnessError
+from harness.test_ids import without_group
 
 
 class JUnitUnreadable(HarnessError):
@@ -25,12 +26,6 @@ def junit_address(nodeid: str) -> tuple[str, str]:
     names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
     names[-1] += bracket + params
     return ".".join(names[:-1]), names[-1]
-
-
-def _plain(name: str) -> str:
-    """A test case's name without the '@group' of pytest-xdist --dist loadgroup."""
-    test, at, group = name.rpartition("@")
-    return test if at and "]" not in group else name
 
 
 def read_suites(path: Path) -> list[TestSuite]:
@@ -68,7 +63,7 @@ def repeated_cases(shards: list[tuple[str, list[TestSuite]]]) -> list[tuple[str,
     for label, suites in shards:
         for suite in suites:
             for case in suite:
-                key = (case.classname or "", _plain(case.name or ""))
+                key = (case.classname or "", without_group(case.name or ""))
                 if key in seen:
                     repeated.append((f"{key[0]}::{key[1]}", f"in the JUnit of {seen[key]} and of {label}"))
                 else:
@@ -78,5 +73,5 @@ def repeated_cases(shards: list[tuple[str, list[TestSuite]]]) -> list[tuple[str,
 
 def failed_cases(shards: list[tuple[str, list[TestSuite]]]) -> list[tuple[str, str]]:
     """(classname, name) of every test case that failed or errored."""
-    return [(case.classname or "", _plain(case.name or "")) for _, suites in shards for suite in suites
+    return [(case.classname or "", without_group(case.name or "")) for _, suites in shards for suite in suites
             for case in suite if any(isinstance(result, (Error, Failure)) for result in case.result)]

@@ -2,9 +2,11 @@
 workers of a pytest-xdist run (harness.plugin.parallel uses ``merge_facts``).
 
 A merge must never make a green out of less than the whole: a shard missing or unreadable, a shard
-present twice, shards that collected different plans, a drill reported by two shards: each becomes
-a problem, and each problem an ``error`` drill of the merged run, so the merged report cannot say
-VERIFIED and its verdict is at best "no verdict".
+present twice, shards that collected different plans or are of different runs, a shard whose report
+does not hold the drills it was dealt (harness.evidence.shard_checks), a drill reported by two shards:
+each becomes a problem, and each problem an ``error`` drill of the merged run, so the merged report
+cannot say VERIFIED and its verdict is at best "no verdict". Each server's time in the metrics is the
+end of the shards that ran its drills, not of the merged run.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import uuid
 from dataclasses import dataclass, field
 
 from harness.evidence.records import DrillRecord, RunRecord
+from harness.evidence.servers import timestamp
+from harness.evidence.shard_checks import shard_problems
 
 # Facts of one shard or one machine, not of the merged run.
-SHARD_FACTS = ("shard", "shard_plan", "shard_tests", "run_id", "run_history", "metrics_file")
+SHARD_FACTS = ("shard", "shard_plan", "shard_tests", "shard_drills", "shard_drills_digest", "shard_run", "run_id",
+               "run_history", "metrics_file")
 
 
 def merge_facts(into: dict[str, str], facts: dict[str, str]) -> None:
@@ -42,12 +47,19 @@ class Part:
     record: RunRecord | None
     unreadable: str = ""
 
+    @property
+    def label(self) -> str:
+        shard = self.record.facts.get("shard") if self.record else None
+        return f"shard {shard} ({self.source})" if shard else self.source
+
 
 @dataclass
 class Merged:
     record: RunRecord
     problem_cases: list[tuple[str, str]] = field(default_factory=list)   # (subject, what is wrong)
     other_failures: list[str] = field(default_factory=list)   # tests that are not drills and failed
+    notes: list[str] = field(default_factory=list)            # what the merge assumed, said, not a problem
+    ended: dict[str, float] = field(default_factory=dict)     # server -> when the shards that ran it ended
 
     def add_problem(self, subject: str, text: str) -> None:
         """A problem of the merge, also an error drill of the merged run: it cannot be VERIFIED."""
@@ -67,63 +79,34 @@ class Merged:
         return 0 if self.record.verified and not self.problem_cases else 2
 
 
-def merge_runs(parts: list[Part], extra_problems: list[tuple[str, str]] = ()) -> Merged:
+def merge_runs(parts: list[Part], extra_problems: list[tuple[str, str]] = (), run_key: str | None = None,
+               max_spread: float | None = None) -> Merged:
+    """The parts folded into one run; ``run_key``: the --shard-run every shard must carry; ``max_spread``:
+    without keys, how far apart the shards' starts may lie (default 6 h)."""
     merged = RunRecord(facts={"run_id": uuid.uuid4().hex})
     problems = list(extra_problems) + [(part.source, f"unreadable, so its drills have no verdict: {part.unreadable}")
                                        for part in parts if part.record is None]
     readable = [part for part in parts if part.record is not None]
-    problems += _shard_problems(readable, merged.facts)
+    found, notes = shard_problems(readable, merged.facts, run_key, max_spread)
+    problems += found
     seen: dict[str, str] = {}
+    ended: dict[str, float] = {}
     for part in readable:
-        label = _label(part)
         merge_facts(merged.facts, {k: v for k, v in part.record.facts.items() if k not in SHARD_FACTS})
         merged.kept += part.record.kept
+        end = timestamp(part.record.facts.get("run_ended_utc")) or timestamp(part.record.facts.get("run_started_utc"))
         for drill in part.record.drills:
             if drill.nodeid in seen:
-                problems.append((drill.nodeid, f"reported by {seen[drill.nodeid]} and again by {label}: the shards "
-                                               "did not share the work as planned"))
+                problems.append((drill.nodeid, f"reported by {seen[drill.nodeid]} and again by {part.label}: the "
+                                               "shards did not share the work as planned"))
                 continue
-            seen[drill.nodeid] = label
+            seen[drill.nodeid] = part.label
             merged.drills.append(drill)
-    merged.facts["merged_from"] = ", ".join(_label(part) for part in parts)
-    result = Merged(merged)
+            server = drill.facts.get("barman_server")
+            if server and end is not None:
+                ended[server] = max(ended.get(server, end), end)
+    merged.facts["merged_from"] = ", ".join(part.label for part in parts)
+    result = Merged(merged, notes=notes, ended=ended)
     for subject, problem in problems:
         result.add_problem(subject, problem)
     return result
-
-
-def _label(part: Part) -> str:
-    shard = part.record.facts.get("shard") if part.record else None
-    return f"shard {shard} ({part.source})" if shard else part.source
-
-
-def _shard_problems(parts: list[Part], facts: dict[str, str]) -> list[tuple[str, str]]:
-    """Every shard 1..N present once, all of one N and one plan."""
-    sharded = [part for part in parts if part.record.facts.get("shard")]
-    if not sharded:
-        return []
-    problems = [(part.source, "not a shard (run without --shard) but merged with shards")
-                for part in parts if not part.record.facts.get("shard")]
-    counts = sorted({part.record.facts["shard"].partition("/")[2] for part in sharded})
-    if len(counts) > 1:
-        return problems + [("shards", f"shards of different splits are merged ({', '.join('N=' + n for n in counts)}):"
-                                      " merge the shards of one run")]
-    count = int(counts[0])
-    where: dict[int, list[str]] = {}
-    for part in sharded:
-        where.setdefault(int(part.record.facts["shard"].partition("/")[0]), []).append(part.source)
-    for index in range(1, count + 1):
-        sources = where.get(index, [])
-        if not sources:
-            problems.append((f"shard {index}/{count}", "missing: no readable report of it was given, so its drills "
-                                                       "have no verdict"))
-        elif len(sources) > 1:
-            problems.append((f"shard {index}/{count}",
-                             f"given twice ({', '.join(sources)}): merge one report per shard"))
-    plans = sorted({part.record.facts.get("shard_plan", "") for part in sharded} - {""})
-    if len(plans) > 1:
-        problems.append(("shard plans", f"the shards collected different tests (plans {', '.join(plans)}): some "
-                                        "drills may have run twice or not at all; run every shard with the same "
-                                        "checkout, options and Barman configuration"))
-    facts["shards"] = ", ".join(f"{index}/{count}" for index in sorted(where))
-    return problems

@@ -54,9 +54,11 @@ class ServerMetrics:
 State = dict[tuple[str, str], ServerMetrics]
 
 
-def write_metrics(record: RunRecord, path: Path, history: RunHistory | None = None) -> list[str]:
+def write_metrics(record: RunRecord, path: Path, history: RunHistory | None = None,
+                  ended: dict[str, float] | None = None) -> list[str]:
     """Write the metrics after ``record`` to ``path``; returns notes for the person running it (the
-    previous file or the history could not be read: counters restart, the last success may be older)."""
+    previous file or the history could not be read: counters restart, the last success may be older).
+    ``ended``: per server, when its drills ended, where that is not the run's end (merged shards)."""
     path = Path(path)
     notes: list[str] = []
     try:
@@ -65,7 +67,8 @@ def write_metrics(record: RunRecord, path: Path, history: RunHistory | None = No
             state = read_metrics(path, notes)
             _fill_from_history(state, history, record, notes)
             for group in server_runs(record):
-                state[(group.server, group.stack)] = updated(state.get((group.server, group.stack)), group, record)
+                state[(group.server, group.stack)] = updated(state.get((group.server, group.stack)), group, record,
+                                                             (ended or {}).get(group.server))
             registry = CollectorRegistry()
             registry.register(_Snapshot(state))
             write_to_textfile(str(path), registry)
@@ -76,10 +79,12 @@ def write_metrics(record: RunRecord, path: Path, history: RunHistory | None = No
     return notes
 
 
-def updated(before: ServerMetrics | None, group: ServerRun, record: RunRecord) -> ServerMetrics:
-    """A server's metrics after this run: a failed or no-verdict run keeps the last success as it was."""
+def updated(before: ServerMetrics | None, group: ServerRun, record: RunRecord,
+            when: float | None = None) -> ServerMetrics:
+    """A server's metrics after this run (that ended at ``when``, default the run's end): a failed or
+    no-verdict run keeps the last success as it was."""
     before = before or ServerMetrics()
-    when, counts = run_time(record), group.counts()
+    when, counts = run_time(record) if when is None else when, group.counts()
     after = ServerMetrics(last_run=when, last_run_verified=group.verdict == VERIFIED, last_run_drills=counts,
                           last_success=before.last_success, verified_backup_id=before.verified_backup_id,
                           verified_backup_end=before.verified_backup_end, rto=group.rto_seconds,

@@ -8,6 +8,7 @@ pytest_plugins = [
     "harness.plugin.options",
     "harness.plugin.versions",
     "harness.plugin.fixtures",
+    "harness.plugin.scheduling",
     "harness.plugin.parallel",      # before reporting, which imports it
     "harness.plugin.reporting",
     "harness.plugin.existing",

@@ -17,6 +17,7 @@ from harness.drill.existing import Canary, CanaryPoint, ExistingScratch
 from harness.errors import HarnessError
 from harness.plugin.state import drill_config, run_state
 from harness.stacks.existing import ExistingStack, configured_servers, find_barman_config
+from harness.test_ids import existing_param, server_in_plan
 
 DRILLS = Path(__file__).with_name("existing_drills.py")
 
@@ -102,14 +103,10 @@ def pytest_collection(session):
         session.config.stash[PLAN] = planned_backups(session.config)
 
 
-def _param_id(server: str, backup: str) -> str:
-    return f"{server}-{backup}"
-
-
-def server_of_param(config, param_id: str) -> str | None:
-    """The server of an existing drill's parameter id (the pytest-xdist controller sees only test ids)."""
-    return next((server for server, backup in config.stash.get(PLAN, []) if _param_id(server, backup) == param_id),
-                None)
+def existing_server(config, nodeid: str) -> str | None:
+    """The Barman server an existing drill's test id names (None for any other test), from the run's plan:
+    the pytest-xdist controller and the shards see only test ids."""
+    return server_in_plan(nodeid, config.stash.get(PLAN, []))
 
 
 def pytest_generate_tests(metafunc):
@@ -118,7 +115,7 @@ def pytest_generate_tests(metafunc):
         # Under pytest-xdist a server's drills stay on one worker (one stack, one scratch at a time against
         # its archive); different servers spread over the workers (harness.plugin.parallel).
         metafunc.parametrize("existing_backup", [
-            pytest.param((server, backup), id=_param_id(server, backup), marks=pytest.mark.xdist_group(server))
+            pytest.param((server, backup), id=existing_param(server, backup), marks=pytest.mark.xdist_group(server))
             for server, backup in plan])
 
 

@@ -46,11 +46,11 @@ def configured_server(config, nodeid: str) -> str | None:
     """The Barman server a drill runs on as the configuration says it, known before any stack is up (and
     on the pytest-xdist controller, which sees only test ids): an existing drill's from its parameter,
     any other's the one the run's kind of stack configures."""
-    from harness.plugin.existing import server_of_param  # a plugin of its own, registered after this one
+    from harness.plugin.existing import existing_server  # a plugin of its own, registered after this one
 
     drill = drill_config(config)
     if drill.stack == "existing":
-        return server_of_param(config, nodeid.rpartition("[")[2][:-1]) if nodeid.endswith("]") else None
+        return existing_server(config, nodeid)
     return stack_class(drill.stack).configured_server(drill)
 
 

@@ -4,7 +4,7 @@ A worker is a pytest session of its own, so its session-scoped stack has its own
 home and lock directory, ports (reserved against the other workers: harness.process.ports), ownership
 record and watchdog. Two names a user can fix are made per worker here: ``--compose-project NAME``
 becomes NAME-gw0, NAME-gw1, ...; ``--source-port`` is refused (one port cannot serve two sources).
-Without --dist, what shares a stack stays on one worker: a test file's tests, an existing server's drills.
+Which worker runs what: harness.plugin.scheduling.
 
 What a worker verified reaches the controller with each drill's teardown report (an attribute that
 pytest-xdist serializes with the report, as it does user properties), and the run's facts at its end
@@ -12,6 +12,8 @@ through ``config.workeroutput``. The controller folds them into its one RunRecor
 harness.plugin.reporting writes one JSON, one HTML (and pytest one JUnit) from it. A worker that dies
 (SIGKILL, the OOM killer) loses nothing that already arrived; the drill it was running is recorded as
 no verdict on the server the configuration names for it, and the dead worker's watchdog reaps its stack.
+That drill is not run again (harness.plugin.scheduling); should a scheduler run it again all the same,
+its second result is told in the first one's reason, which stays no verdict.
 """
 
 from __future__ import annotations
@@ -27,42 +29,16 @@ from harness.evidence.records import DrillRecord
 from harness.evidence.report_json import drill_document
 from harness.plugin.fixtures import configured_server
 from harness.plugin.state import CONFIG, NO_VERDICT, drill_config, run_state
+from harness.test_ids import without_group
 
 PAYLOAD = "pgbv_drill"          # attribute of a worker's teardown report: the drill's evidence
 RUN_OUTPUT = "pgbv_run"         # key of config.workeroutput: the worker's run facts
 KEPT_SENT = pytest.StashKey[int]()
-CHOSEN_DIST = pytest.StashKey[bool]()   # -n without --dist: the plugin chose how to schedule
 EXIT_REASON = pytest.StashKey[str]()    # on a worker: why pytest.exit() ended it (e.g. the stack did not come up)
 
 
 def worker_id(config) -> str | None:
     return getattr(config, "workerinput", {}).get("workerid")
-
-
-def plain_nodeid(item) -> str:
-    """The test's id without the '@group' pytest-xdist appends under --dist loadgroup: evidence, shards
-    and history name a drill the same however it was scheduled."""
-    names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
-                    for mark in item.iter_markers("xdist_group")})
-    suffix = "@" + "_".join(names)
-    return item.nodeid[:-len(suffix)] if names and item.nodeid.endswith(suffix) else item.nodeid
-
-
-def _plain_crashed_id(nodeid: str) -> str:
-    test, at, group = nodeid.rpartition("@")
-    return test if at and "]" not in group and "/" not in group else nodeid
-
-
-@pytest.hookimpl(wrapper=True)  # before pytest-xdist turns "-n without --dist" into --dist load
-def pytest_cmdline_main(config):
-    """-n without --dist: keep together what shares a stack. The drills of a test module share its
-    module-scoped stack and backups (spread over workers, each would build them again) and, on the
-    existing stack, the drills of a server share its archive: each stays on one worker. An explicit
-    --dist is the user's choice and kept."""
-    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", None) == "no":
-        config.option.dist = "loadgroup"
-        config.stash[CHOSEN_DIST] = True
-    return (yield)
 
 
 @pytest.hookimpl(trylast=True)  # after options.py built the run's DrillConfig
@@ -87,38 +63,6 @@ def pytest_configure(config):
                 "at once; leave --dist out (or use loadgroup) to keep each server's drills on one worker."),
                 stacklevel=2)
         config.pluginmanager.register(Controller(config), "pgbv-xdist-controller")
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
-    """Groups of tests that stay on one worker: with -n and no --dist (see pytest_cmdline_main) a test
-    file's tests, and on the existing stack a server's drills (also under an explicit --dist loadgroup).
-    pytest-xdist's own groups come from appending '@group' to test ids, which pytest 9.2 no longer lets
-    it do (pytest-xdist issue #1386: the groups are silently ignored), so the servers' groups are named
-    here from the plan of servers and backups, which the controller reads too."""
-    chosen = config.stash.get(CHOSEN_DIST, False)
-    if config.getoption("dist", "no") != "loadgroup" or not (chosen or drill_config(config).stack == "existing"):
-        return None
-    from xdist.scheduler import LoadGroupScheduling
-
-    from harness.plugin.existing import server_of_param
-
-    class Groups(LoadGroupScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return group_of(nodeid, lambda param: server_of_param(config, param), by_file=chosen)
-
-    return Groups(config, log)
-
-
-def group_of(nodeid: str, server_of, by_file: bool = False) -> str:
-    """The scheduling group of a test id: pytest-xdist's '@group' where it is there, else the server of an
-    existing drill's parameter, else its file (``by_file``) or the test alone."""
-    if nodeid.rfind("@") > nodeid.rfind("]"):
-        return nodeid.split("@")[-1]
-    server = server_of(nodeid.rpartition("[")[2][:-1]) if nodeid.endswith("]") else None
-    if server:
-        return f"server:{server}"
-    return nodeid.split("::")[0] if by_file else nodeid
 
 
 def _distributed(config) -> bool:
@@ -178,30 +122,38 @@ class Controller:
         self.config = config
         self.folded: set[str] = set()        # workers whose run facts arrived (xdist may call testnodedown twice)
         self.exits: dict[str, str] = {}      # worker -> why pytest.exit() ended it
+        self.crashed: dict[str, DrillRecord] = {}   # test id -> its no-verdict record: its worker died
 
     def pytest_runtest_logreport(self, report):
         state = run_state(self.config)
         payload = getattr(report, PAYLOAD, None)
+        worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "")
         if payload:
             document = json.loads(payload)
             drill = drill_from_document(document["drill"])
-            state.record.drills.append(drill)
             state.record.kept += document["kept"]
+            if drill.nodeid in self.crashed:
+                _ran_again(self.crashed[drill.nodeid], f"{drill.outcome} on {drill.facts.get('xdist_worker', '?')}")
+                return
+            state.record.drills.append(drill)
             if document["no_verdict"]:
                 state.no_verdict.append(drill.nodeid)
         elif report.when not in ("setup", "call", "teardown") and report.failed:
             # pytest-xdist's report for the test a worker was running when it ended early: no verdict,
             # on the server the configuration names (its worker never said), so that server is not verified.
-            nodeid = _plain_crashed_id(report.nodeid)
-            worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "")
+            nodeid = without_group(report.nodeid)
+            if nodeid in self.crashed:
+                _ran_again(self.crashed[nodeid], f"its worker {worker or '?'} died too")
+                return
             if self.exits.get(worker):   # it ended itself, saying why: show that, not "crashed"
                 report.longrepr = reason = f"no verdict ({worker}): {self.exits[worker]}"
             else:
                 reason = (f"no verdict: the pytest-xdist worker running this drill died ({report.longreprtext.strip()}"
                           "); its watchdog stops its servers and removes its run directory; rerun the drill")
             server = configured_server(self.config, nodeid)
-            state.record.drills.append(DrillRecord(nodeid, "error", 0.0, reason,
-                                                   facts={"barman_server": server} if server else {}))
+            drill = DrillRecord(nodeid, "error", 0.0, reason, facts={"barman_server": server} if server else {})
+            self.crashed[nodeid] = drill
+            state.record.drills.append(drill)
             state.no_verdict.append(nodeid)
 
     @pytest.hookimpl(optionalhook=True)
@@ -228,3 +180,9 @@ class Controller:
             for name in SUITE_FACTS:
                 if name in facts:
                     xml.add_global_property(name, facts[name])
+
+
+def _ran_again(crashed: DrillRecord, how: str) -> None:
+    """A drill whose worker died, run again by pytest-xdist: one record, still no verdict (a second run
+    does not undo what brought the first one's worker down), the second outcome told in its reason."""
+    crashed.reason += f"\nran again after its worker died: {how}; the first run's no verdict stands"

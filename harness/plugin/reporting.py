@@ -21,12 +21,14 @@ from harness.evidence.report_html import write_html
 from harness.evidence.report_json import write_json
 from harness.plugin.fixtures import configured_server
 from harness.plugin.monitoring import guarded, history_trends, record_history, write_metrics_file
-from harness.plugin.parallel import plain_nodeid, send_drill, send_run
+from harness.plugin.parallel import send_drill, send_run
 from harness.plugin.state import NO_VERDICT, REPORTS, RESTORES, drill_config, run_state
 from harness.process.redact import redact
+from harness.test_ids import without_group
 
 # The run's facts that become JUnit suite properties (harness.plugin.parallel adds them under -n too).
-SUITE_FACTS = ("harness_version", "stack", "postgresql", "barman", "host", "run_started_utc", "run_ended_utc", "shard")
+SUITE_FACTS = ("harness_version", "stack", "postgresql", "barman", "host", "run_started_utc", "run_ended_utc", "shard",
+               "shard_run")
 
 # Python's own errors of a bug in the harness (a wrong type, a missing name or attribute, a module that does
 # not import): no finding about the backup, so no verdict. Assertions, HarnessError and the database's own
@@ -123,7 +125,7 @@ def _name_configured_server(item) -> None:
     reports = item.stash.get(REPORTS, {}).values()
     if any(name == "barman_server" for name, _ in item.user_properties) or any(r.skipped for r in reports):
         return
-    server = configured_server(item.config, plain_nodeid(item))
+    server = configured_server(item.config, without_group(item.nodeid))
     if server:
         item.user_properties.append(("barman_server", server))   # before the teardown report copies them
 
@@ -147,7 +149,7 @@ def _fold_drill(item) -> DrillRecord:
     restores = item.stash.get(RESTORES, [])
     restore_names = {name for name, _ in restore_properties(restores)}
     facts = {name: str(value) for name, value in item.user_properties if name not in restore_names}
-    drill = DrillRecord(plain_nodeid(item), outcome, round(seconds, 3), reason, list(restores), facts)
+    drill = DrillRecord(without_group(item.nodeid), outcome, round(seconds, 3), reason, list(restores), facts)
     run_state(item.config).record.drills.append(drill)
     return drill
 
@@ -204,8 +206,8 @@ def pytest_sessionfinish(session, exitstatus):
     reds = [drill for drill in state.record.drills if drill.outcome == "failed"]
     if state.no_verdict and not reds and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
         session.exitstatus = 2  # nothing found broken, but some drills could not run: no verdict
-    if not state.record.drills and "shard" not in facts:
-        return  # (a shard with nothing to run still says so: the merge counts its shards)
+    if session.config.getoption("collectonly", False) or (not state.record.drills and "shard" not in facts):
+        return  # (a shard with nothing to run still says so: the merge counts its shards; --collect-only runs none)
     facts.setdefault("run_ended_utc", _utc_now())
     facts.setdefault("run_id", uuid.uuid4().hex)
     drill = drill_config(session.config)

@@ -1,28 +1,26 @@
 """``--shard K/N``: this run takes its part of the collected tests (harness.shards chooses), deselects the
-rest (reported as deselected), and says in its evidence which part it ran, so that pgbv-merge can fold
-N shards' reports into one and notice a shard missing or a plan that differed between machines.
+rest (reported as deselected), and says in its evidence which part it ran, of which run (``--shard-run``)
+and which drills it was dealt, so that pgbv-merge can fold N shards' reports into one and notice a shard
+missing, a report of another run, a plan that differed between machines, or drills a shard never reported.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from harness.plugin.parallel import plain_nodeid
+from harness.plugin.existing import existing_server
 from harness.plugin.state import drill_config, run_state
-from harness.shards import plan_digest, select
-
-
-def server_of(item) -> str | None:
-    """The Barman server a drill of --stack existing restores from (None for every other test)."""
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    backup = params.get("existing_backup")
-    return str(backup[0]) if backup else None
+from harness.shards import drills_digest, plan_digest, select
+from harness.test_ids import without_group
 
 
 def pytest_configure(config):
-    shard = drill_config(config).shard
-    if shard is not None:
-        run_state(config).record.facts["shard"] = str(shard)
+    drill = drill_config(config)
+    facts = run_state(config).record.facts
+    if drill.shard is not None:
+        facts["shard"] = str(drill.shard)
+    if drill.shard_run:
+        facts["shard_run"] = drill.shard_run
 
 
 @pytest.hookimpl(trylast=True)  # after -m, -k and the other plugins chose: deal out what would run
@@ -30,15 +28,17 @@ def pytest_collection_modifyitems(config, items):
     shard = drill_config(config).shard
     if shard is None:
         return
-    keys = [(server_of(item), plain_nodeid(item)) for item in items]
+    keys = [(existing_server(config, item.nodeid), without_group(item.nodeid)) for item in items]
     mine = select(keys, shard)
     kept = [item for item, chosen in zip(items, mine, strict=True) if chosen]
     dropped = [item for item, chosen in zip(items, mine, strict=True) if not chosen]
     items[:] = kept
     if dropped:
         config.hook.pytest_deselected(items=dropped)
+    dealt = [without_group(item.nodeid) for item in kept if "drill" in item.keywords]
     run_state(config).record.facts.update({
-        "shard_plan": plan_digest(keys), "shard_tests": f"{len(kept)} of {len(keys)}"})
+        "shard_plan": plan_digest(keys), "shard_tests": f"{len(kept)} of {len(keys)}",
+        "shard_drills": str(len(dealt)), "shard_drills_digest": drills_digest(dealt)})
 
 
 def pytest_report_collectionfinish(config, items):

@@ -11,7 +11,7 @@ import psycopg
 
 from harness.errors import CommandFailed, HarnessError, SetupError
 from harness.postgres.binaries import PgBin
-from harness.process import logfiles
+from harness.process import logfiles, ports
 from harness.process.accounts import chown_to
 from harness.process.commands import RunAs, run
 from harness.process.reaping import is_postmaster_of
@@ -154,8 +154,10 @@ class PostgresServer(ServerHandle):
             raise ServerStartFailed(
                 f"The {self.name} server (port {self.port}, data {self.data_dir}) did not start.",
                 details=done.stdout.strip() + "\n" + self.log_excerpt())
+        ports.release(self.port)   # it listens: the kernel refuses the port to others from now on
 
     def stop(self, mode: str = "fast", timeout: float = 60) -> None:
+        ports.release(self.port)   # stopped (or never started: a scratch discarded), the port is not needed
         if not self.is_running():
             return
         try:

@@ -1,10 +1,14 @@
 """TCP ports on 127.0.0.1: a free one for each server, or a clear error when a named one is taken.
 
-The kernel's free port is free only until someone binds it, and a server binds its port seconds after
-the harness chose it (initdb, a restore). Runs in parallel (pytest-xdist workers, two runs at once)
-ask the kernel in that window too, so each chosen port is also reserved: a POSIX record lock on the
-byte at offset <port> of one file per user. Another harness process skips a locked port; the kernel
-drops the locks when the process ends, however it ends, so a killed run leaves no reservation.
+The kernel's free port is free only until someone binds it, and a server binds its port long after
+the harness chose it (after initdb; for a scratch, after verify-backup, the WAL reads and the copy of a
+restore, which can take hours). Runs in parallel (pytest-xdist workers, two runs at once) ask the
+kernel in that window too, so each chosen port is also reserved: a POSIX record lock on the byte at
+offset <port> of one file per user. Another harness process skips a locked port. The reservation is
+held until ``release`` (the server listens on the port, or is stopped and discarded:
+harness.postgres.server); the kernel drops the locks when the process ends, however it ends, so a
+killed run leaves no reservation. A reservation never released lapses after HOLD_SECONDS, so that a
+long-lived process does not hoard ports.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 from harness.errors import SetupError
 
 RESERVATIONS = Path(tempfile.gettempdir()) / f".pgbv-ports-{os.getuid()}.lock"
-HOLD_SECONDS = 600   # far longer than from choosing a port to a server listening on it
+HOLD_SECONDS = 7 * 24 * 3600   # a safety net only: servers release their port when they listen or stop
 ATTEMPTS = 50
 
 _lock = threading.Lock()
@@ -41,6 +45,14 @@ def free_port() -> int:
     raise SetupError(f"No free TCP port on 127.0.0.1 after {ATTEMPTS} tries: every port the kernel offered was "
                      "reserved by another run of the harness.",
                      f"Too many runs at once on this machine, or {RESERVATIONS} is not usable: check it.")
+
+
+def release(port: int) -> None:
+    """The port's server listens on it (the kernel now refuses it to others) or will not: drop the
+    reservation. A port this process did not reserve is left alone."""
+    with _lock:
+        if _held.pop(port, None) is not None and _file is not None:
+            fcntl.lockf(_file, fcntl.LOCK_UN, 1, port)
 
 
 def require_free(port: int, purpose: str) -> int:

@@ -83,7 +83,8 @@ class StackBase:
             base = choice.path
             self.progress.say(f"run directory under {base}: {choice.why} (--workdir to choose)")
         if not Path(base).is_dir():
-            raise SetupError(f"The work directory {base} does not exist.", "Create it or choose another with --workdir.")
+            raise SetupError(f"The work directory {base} does not exist.",
+                             "Create it or choose another with --workdir.")
         blocked = unreachable_parent(Path(base), run_as)
         if blocked:
             raise SetupError(
@@ -132,7 +133,7 @@ class StackBase:
     def detach(self) -> list[dict]:
         """Leave everything running past this process (a stack kept up for manual work): no cleanup
         runs and the watchdog is released. Returns the ownership entries, which are what a later
-        ``harness.stacks.kept.take_down`` removes."""
+        ``harness.stacks.kept_up_down.take_down`` removes."""
         if self._closed or self.ownership is None:
             raise SetupError(f"The {self.kind} stack is not up: there is nothing to keep running.")
         self._closed = True

@@ -10,14 +10,13 @@ import getpass
 import shutil
 from pathlib import Path
 
-from psycopg import sql
-
 from harness.barman.config import render_config
 from harness.barman.driver import Barman
 from harness.drill.books import INIT_SQL
 from harness.drill.source import Source
 from harness.errors import SetupError
 from harness.postgres.binaries import PgBin, find_barman, find_pg_bindir, require_rsync, tool_version
+from harness.postgres.roles import create_login_role
 from harness.postgres.server import PostgresServer
 from harness.postgres.versions import INCREMENTAL_MIN_MAJOR, readable_copy, unusable_by
 from harness.process.accounts import Credentials, chown_to, server_runner
@@ -115,8 +114,7 @@ class LocalStack(StackBase):
         server = self.source.server
         with server.conn.connect("postgres") as conn:
             for role, attrs in (("barman", "SUPERUSER"), ("streaming_barman", "REPLICATION")):
-                conn.execute(sql.SQL("CREATE ROLE {} LOGIN {} PASSWORD {}").format(
-                    sql.Identifier(role), sql.SQL(attrs), sql.Literal(pw[role])))
+                create_login_role(conn, role, pw[role], attrs)
             conn.execute("CREATE DATABASE books_db")
         with server.conn.connect("books_db") as conn:
             conn.execute(INIT_SQL.read_text().encode())

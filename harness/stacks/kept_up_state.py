@@ -2,8 +2,9 @@
 
 `pgbv-stack up` leaves one stack running per state directory and records it in ``stack.json`` there
 (0600): what runs, where, and what `down` must remove (the ownership entries the watchdog would
-have reaped). No secret goes into it: the application role's password is in the stack's env file
-(0600, in its run directory), which the printed lines source unless secrets are asked for.
+have reaped); a failed `up` that could not remove all it had started records what is left. No
+secret goes into it: the application role's password is in the stack's env file (0600, in its run
+directory), which the printed lines source unless secrets are asked for.
 ``stack.lock`` beside it keeps to one `up` or `down` per state directory at a time.
 """
 
@@ -32,8 +33,9 @@ def state_path(state_dir: str | None) -> Path:
 
 
 @dataclass
-class KeptStack:
-    """A stack kept up: how to reach it, how to run its Barman, and what `down` removes."""
+class KeptUpStack:
+    """A stack kept up: how to reach it, how to run its Barman, and what `down` removes. The record of
+    a failed `up` (``failed_up``: why it failed) names only what `down` must remove: no server is up."""
 
     kind: str                 # local | compose
     run_dir: str
@@ -44,6 +46,7 @@ class KeptStack:
     barman_argv: list[str]    # `barman` with its configuration: [exe, -c, conf] or [docker, exec, barman, barman]
     entries: list[dict] = field(default_factory=list)   # ownership entries: what `down` reaps
     compose: dict | None = None                          # project, argv (the compose command with -p and -f)
+    failed_up: str = ""                                  # why `up` failed, on the record of what it left
 
     @property
     def env_file(self) -> Path:
@@ -55,6 +58,9 @@ class KeptStack:
 
     def where(self) -> str:
         what = f"compose project {self.compose['project']}" if self.compose else "local servers"
+        if self.failed_up:
+            return (f"what a failed `pgbv-stack up` (started {self.started}) left of a {self.kind} stack ({what}), "
+                    f"run dir {self.run_dir} (it failed: {self.failed_up})")
         return (f"{self.kind} stack ({what}), up since {self.started}, PostgreSQL on "
                 f"{self.db['host']}:{self.db['port']}, Barman server '{self.barman_server}', run dir {self.run_dir}")
 
@@ -87,15 +93,15 @@ def exclusive(path: Path, command: str):
         yield
 
 
-def save(state: KeptStack, path: Path) -> None:
+def save(state: KeptUpStack, path: Path) -> None:
     write_private(path, json.dumps(asdict(state), indent=1) + "\n")
 
 
-def load(path: Path) -> KeptStack | None:
+def load(path: Path) -> KeptUpStack | None:
     """The recorded stack, None when none is recorded."""
     try:
         data = json.loads(path.read_text())
-        return KeptStack(**data)
+        return KeptUpStack(**data)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, TypeError) as exc:
@@ -118,7 +124,7 @@ def write_private(path: Path, text: str) -> None:
         raise
 
 
-def write_secrets(state: KeptStack, password: str) -> None:
+def write_secrets(state: KeptUpStack, password: str) -> None:
     """The env file (every export, the password included) and the libpq passfile, both 0600."""
     write_private(state.env_file, "# pgbv-stack: the kept-up stack's environment (secret: mode 0600)\n"
                   + "\n".join(exports(state, password)) + "\n")
@@ -127,7 +133,7 @@ def write_secrets(state: KeptStack, password: str) -> None:
     write_private(state.passfile, f"{db['host']}:*:{db['name']}:{db['user']}:{_pgpass_escape(password)}\n")
 
 
-def exports(state: KeptStack, password: str | None = None) -> list[str]:
+def exports(state: KeptUpStack, password: str | None = None) -> list[str]:
     """`export` lines; without ``password`` the last line sources the env file, which sets it."""
     db = state.db
     values = {"DB_HOST": db["host"], "DB_PORT": db["port"], "DB_NAME": db["name"], "DB_USER": db["user"]}
