@@ -42,8 +42,9 @@ def inner_run(stack: ExitStack, *args, **kwargs) -> subprocess.Popen:
     proc = start_inner_run(*args, own_session=True, **kwargs)
 
     def stop() -> None:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)   # its session: pytest-xdist workers included
+        if proc.poll() is None:   # (once it is reaped, its id may name another process group)
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)   # its session: pytest-xdist workers included
         proc.wait(timeout=60)
         if proc.stdout is not None:
             proc.stdout.close()
