@@ -94,8 +94,8 @@ def readme(term: Terminal) -> None:
     assert "recovery stopping before commit" in term.run("docker-compose logs --no-color scratch")
 
     out = term.run('docker exec barman python3 -m pytest -p harness.plugin -p no:cacheprovider --stack existing '
-                   '--barman-config "$BARMAN_CONFIG" --barman-server "$BARMAN_SERVER" --workdir /tmp '
-                   "--reports-dir /tmp/reports /opt/harness/harness/plugin/existing_drills.py", timeout=600)
+                   '--barman-config="$BARMAN_CONFIG" --barman-server="$BARMAN_SERVER" --workdir=/tmp '
+                   "--reports-dir=/tmp/reports /opt/harness/harness/plugin/existing_drills.py", timeout=600)
     assert "2 passed" in out and "VERIFIED: 2/2 drills passed" in out, out[-4000:]
 
 

@@ -85,8 +85,8 @@ def readme(term: Terminal, tmp_path) -> None:
     restored = term.run(f'psql -p {port} -XAtc "select pg_get_wal_replay_pause_state(), {ROWS[7:]}"').strip()
     assert restored == f"paused|{first_run}", f"restored {restored}, expected the first run's rows {first_run}"
 
-    out = term.run('pytest -p no:cacheprovider --stack existing --barman-config "$BARMAN_CONFIG" '
-                   '--barman-server "$BARMAN_SERVER" --reports-dir reports', timeout=600, cwd=tmp_path)
+    out = term.run('pytest -p no:cacheprovider --stack existing --barman-config="$BARMAN_CONFIG" '
+                   '--barman-server="$BARMAN_SERVER" --reports-dir=reports', timeout=600, cwd=tmp_path)
     assert "2 passed" in out and "VERIFIED: 2/2 drills passed" in out, out[-4000:]
 
 

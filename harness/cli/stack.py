@@ -90,10 +90,10 @@ def _up(config, show_secrets: bool) -> int:
     path = state_path(config.state_dir)
     if state.compose:
         drill = (f"docker exec barman python3 -m pytest -p harness.plugin -p no:cacheprovider --stack existing "
-                 f"--barman-config {state.barman_config} --barman-server {state.barman_server} --workdir /tmp "
-                 "--reports-dir /tmp/reports /opt/harness/harness/plugin/existing_drills.py")
+                 f"--barman-config={state.barman_config} --barman-server={state.barman_server} --workdir=/tmp "
+                 "--reports-dir=/tmp/reports /opt/harness/harness/plugin/existing_drills.py")
     else:
-        drill = f"pytest --stack existing --barman-config {state.barman_config} --barman-server {state.barman_server}"
+        drill = f"pytest --stack existing --barman-config={state.barman_config} --barman-server={state.barman_server}"
     _say(f"up: {state.where()}\n"
          f"  recorded in {path}; passwords in {state.env_file} (0600)\n"
          f"  drill it: {drill}\n"
