@@ -30,7 +30,7 @@ def one_run(workers: int, dist: str | None, rows: int) -> dict:
     """One `pytest -m pitr` run with its own reports dir; wall seconds and what its evidence says."""
     scratch = Path(tempfile.mkdtemp(prefix="bench-parallel-"))
     argv = [str(ROOT / ".venv" / "bin" / "pytest"), "-m", "pitr", "-p", "no:cacheprovider", "-q",
-            "--junitxml", str(scratch / "junit.xml"), "--reports-dir", str(scratch)]
+            "--junitxml", str(scratch / "junit.xml"), f"--reports-dir={scratch}"]  # with =: README, Options
     if workers:
         argv += ["-p", "xdist", "-n", str(workers)] + (["--dist", dist] if dist else [])
     try:
