@@ -69,9 +69,11 @@ def readme(term: Terminal) -> None:
     out = term.run("docker-compose exec barman barman replication-status postgres")
     assert "Application name: barman_receive_wal" in out and "Current state   : streaming" in out, out
     assert "Current LSN on master: " in out and "Write LSN  : " in out and "Flush LSN  : " in out, out
-    # DONE once `barman cron`'s archiver (it runs in the background) has archived the backup's WAL
-    out = wait_for_output(term, "docker-compose exec barman barman show-backup postgres latest",
-                          "Status                 : DONE", "the latest backup to be DONE")
+    # DONE once a `barman cron` finds the backup's last WAL archived (the container's cron runs it each minute;
+    # its archiver takes only segments receive-wal has closed): run it as a person would rather than wait
+    out = wait_for_output(term, "docker-compose exec -T barman barman cron >/dev/null; "
+                          "docker-compose exec barman barman show-backup postgres latest",
+                          "Status                 : DONE", "the latest backup to be DONE", timeout=120)
     assert f"Backup {backup_id}:" in out, out
 
     # A time between two writer runs, taken on the server; the second run must not survive the recovery.
