@@ -151,7 +151,8 @@ def test_damage_on_the_existing_barman_is_named(prod, tmp_path):
 
     info = prod.barman_home / prod.server / "meta" / f"{backup}-backup.info"
     kept = info.read_bytes()
-    info.write_bytes(kept[: len(kept) // 3])
+    # Cut after a whole line: cut inside one, Barman's own list-backups fails on the file (no verdict, not this case)
+    info.write_bytes(kept[: kept.rfind(b"\n", 0, len(kept) // 3) + 1])
     try:
         rc, output, cases = drill(prod, tmp_path / "meta")
     finally:
